@@ -1,0 +1,45 @@
+//! The output of an evaluation.
+
+use std::fmt;
+
+/// What a rule (or a default) decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Effect {
+    Allow,
+    Deny,
+    RequireApproval,
+}
+
+impl Effect {
+    /// `allow`, `deny` or `require_approval`: the spelling used in policies and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+            Effect::RequireApproval => "require_approval",
+        }
+    }
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Rule id of the decision taken when a policy with `default_outcome: allow` matched nothing.
+pub const DEFAULT_ALLOW: &str = "_default_allow";
+/// Rule id of the decision taken when no policy decided.
+pub const DEFAULT_DENY: &str = "_default_deny";
+/// Reason of the `_default_deny` decision (same text as Kvlar's).
+pub const DEFAULT_DENY_REASON: &str = "no matching policy rule — denied by default (fail-closed)";
+
+/// A decision, borrowing its rule id and reason from the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'p> {
+    pub effect: Effect,
+    /// The id of the rule that decided, or `_default_allow` / `_default_deny`.
+    pub rule: &'p str,
+    /// The rule's reason (`None` for allow).
+    pub reason: Option<&'p str>,
+}
