@@ -1,0 +1,210 @@
+//! A compiled policy program: constant pool, code chunks, rule and policy
+//! tables, and debug information. A `Program` can only be obtained through
+//! [`Program::new`] or [`Program::from_bytes`], both of which verify it, so
+//! every `Program` in memory is safe to run.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::format;
+use crate::verify::{self, VerifyError};
+use crate::Effect;
+
+/// How many registers a program may use at most.
+pub const MAX_REGS: usize = 32;
+
+/// One segment of an argument path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSeg {
+    Key(String),
+    Index(u64),
+}
+
+/// A name matcher (tool, agent or action-type pattern).
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Exact, case-sensitive comparison.
+    Exact(String),
+    /// Whole-string match against a glob compiled to a regex (`glob` is the
+    /// pattern as written, `re` its anchored regex).
+    Glob { glob: String, re: Regex },
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Matcher::Exact(a), Matcher::Exact(b)) => a == b,
+            (Matcher::Glob { glob: a, re: ra }, Matcher::Glob { glob: b, re: rb }) => {
+                a == b && ra.as_str() == rb.as_str()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A constant-pool entry.
+#[derive(Debug, Clone)]
+pub enum Const {
+    /// A string (argument names for Kvlar criteria).
+    Str(String),
+    /// A JSON value (literals, Kvlar condition values).
+    Json(Value),
+    /// A compiled regex and its source.
+    Regex(Regex),
+    /// An argument path.
+    Path(Vec<PathSeg>),
+    /// A list of name matchers (any may match).
+    Matchers(Vec<Matcher>),
+}
+
+impl PartialEq for Const {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Const::Str(a), Const::Str(b)) => a == b,
+            (Const::Json(a), Const::Json(b)) => a == b && a.to_string() == b.to_string(),
+            (Const::Regex(a), Const::Regex(b)) => a.as_str() == b.as_str(),
+            (Const::Path(a), Const::Path(b)) => a == b,
+            (Const::Matchers(a), Const::Matchers(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Const {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Const::Str(_) => "str",
+            Const::Json(_) => "json",
+            Const::Regex(_) => "regex",
+            Const::Path(_) => "path",
+            Const::Matchers(_) => "matchers",
+        }
+    }
+}
+
+/// A code chunk. Chunk 0 is the entry point; the others are quantifier
+/// bodies, entered only from a chunk with a smaller index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub code: Vec<u8>,
+}
+
+/// A rule: what it decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub id: String,
+    pub effect: Effect,
+    pub reason: Option<String>,
+    /// Index of the policy the rule was written in (after `extends`, the policy that loaded it).
+    pub policy: u16,
+}
+
+/// A policy: its name and whether it ends with `default_outcome: allow`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub default_allow: bool,
+}
+
+/// Where an instruction came from, for `explain` and the disassembler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugEntry {
+    pub chunk: u16,
+    pub pc: u32,
+    /// The rule the instruction belongs to.
+    pub rule: u16,
+    /// Human label of the test (the source text of the predicate).
+    pub label: String,
+    /// Source file index (into [`Program::source_names`]) and byte range.
+    pub span: Option<(u16, u32, u32)>,
+}
+
+/// The parts a compiler hands over; [`Program::new`] verifies them.
+#[derive(Debug, Clone, Default)]
+pub struct ProgramParts {
+    pub consts: Vec<Const>,
+    pub chunks: Vec<Chunk>,
+    pub nregs: u8,
+    pub rules: Vec<RuleInfo>,
+    pub policies: Vec<PolicyInfo>,
+    pub debug: Vec<DebugEntry>,
+    pub source_names: Vec<String>,
+}
+
+/// A verified, runnable program.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub(crate) consts: Vec<Const>,
+    pub(crate) chunks: Vec<Chunk>,
+    pub(crate) nregs: u8,
+    pub(crate) rules: Vec<RuleInfo>,
+    pub(crate) policies: Vec<PolicyInfo>,
+    pub(crate) debug: Vec<DebugEntry>,
+    pub(crate) source_names: Vec<String>,
+    pub(crate) hash: [u8; 32],
+}
+
+impl Program {
+    /// Verifies `parts` and builds the program (computing its content hash).
+    pub fn new(parts: ProgramParts) -> Result<Program, VerifyError> {
+        let mut program = Program {
+            consts: parts.consts,
+            chunks: parts.chunks,
+            nregs: parts.nregs,
+            rules: parts.rules,
+            policies: parts.policies,
+            debug: parts.debug,
+            source_names: parts.source_names,
+            hash: [0; 32],
+        };
+        verify::verify(&program)?;
+        program.hash = format::content_hash(&program);
+        Ok(program)
+    }
+
+    pub fn consts(&self) -> &[Const] {
+        &self.consts
+    }
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+    pub fn nregs(&self) -> u8 {
+        self.nregs
+    }
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+    pub fn policies(&self) -> &[PolicyInfo] {
+        &self.policies
+    }
+    pub fn debug(&self) -> &[DebugEntry] {
+        &self.debug
+    }
+    pub fn source_names(&self) -> &[String] {
+        &self.source_names
+    }
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+    pub fn policy_count(&self) -> usize {
+        self.policies.len()
+    }
+    /// SHA-256 of the serialised program body.
+    pub fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+    /// The content hash as lowercase hex.
+    pub fn hash_hex(&self) -> String {
+        self.hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    /// Total bytecode size over all chunks.
+    pub fn code_size(&self) -> usize {
+        self.chunks.iter().map(|c| c.code.len()).sum()
+    }
+    /// The debug entry of an instruction, if any.
+    pub fn debug_at(&self, chunk: u16, pc: usize) -> Option<&DebugEntry> {
+        self.debug
+            .iter()
+            .find(|d| d.chunk == chunk && d.pc as usize == pc)
+    }
+}
