@@ -152,7 +152,10 @@ mod tests {
             ("https://[::1]:8443/", Some("::1")),
             ("example.com.", Some("example.com")),
             ("EXAMPLE.com:443", Some("example.com")),
-            ("https://xn--bcher-kva.example/", Some("xn--bcher-kva.example")),
+            (
+                "https://xn--bcher-kva.example/",
+                Some("xn--bcher-kva.example"),
+            ),
             ("https://bücher.example/", Some("xn--bcher-kva.example")),
             ("http://127.0.0.1/", Some("127.0.0.1")),
             ("https:\\\\evil.com\\x", Some("evil.com")),

@@ -11,7 +11,9 @@ fn path_text(segs: &[PathSeg]) -> String {
     let mut s = String::new();
     for seg in segs {
         match seg {
-            PathSeg::Key(k) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            PathSeg::Key(k)
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
                 let _ = write!(s, ".{k}");
             }
             PathSeg::Key(k) => {
@@ -71,7 +73,11 @@ impl Program {
                 out,
                 "; policy {i}: {}{}",
                 p.name,
-                if p.default_allow { " (default_outcome: allow)" } else { "" }
+                if p.default_allow {
+                    " (default_outcome: allow)"
+                } else {
+                    ""
+                }
             );
         }
         for (ci, chunk) in self.chunks.iter().enumerate() {
@@ -132,10 +138,17 @@ impl Program {
 
     fn instr_text(&self, instr: &Instr, next: usize) -> String {
         match *instr {
-            Instr::NameIn { field, list } => format!("name_in     {}, {}", field.name(), self.c(list)),
+            Instr::NameIn { field, list } => {
+                format!("name_in     {}, {}", field.name(), self.c(list))
+            }
             Instr::KvParam { key, re } => format!("kv_param    {}, {}", self.c(key), self.c(re)),
             Instr::KvCond { op, field, value } => {
-                format!("kv_cond     {} {}, {}", op.name(), self.c(field), self.c(value))
+                format!(
+                    "kv_cond     {} {}, {}",
+                    op.name(),
+                    self.c(field),
+                    self.c(value)
+                )
             }
             Instr::LoadName { dst, field } => format!("load_name   r{dst}, {}", field.name()),
             Instr::LoadArgs { dst, path } => format!("load_args   r{dst}, {}", self.c(path)),
@@ -143,7 +156,9 @@ impl Program {
             Instr::GetPath { dst, src, path } => {
                 format!("get_path    r{dst}, r{src}, {}", self.c(path))
             }
-            Instr::Call { dst, func, src } => format!("call        r{dst}, {}(r{src})", func.name()),
+            Instr::Call { dst, func, src } => {
+                format!("call        r{dst}, {}(r{src})", func.name())
+            }
             Instr::Test { op, a, b } => format!("test        {} r{a}, r{b}", op.name()),
             Instr::TestRegex { a, re, negate } => format!(
                 "test_regex  r{a}, {}{}",
@@ -173,7 +188,9 @@ impl Program {
                 Some(r) => format!("decide      rule {rule} `{}` → {}", r.id, r.effect),
                 None => format!("decide      rule {rule}"),
             },
-            Instr::DefaultAllow { policy } => format!("default     allow (policy {policy}: _default_allow)"),
+            Instr::DefaultAllow { policy } => {
+                format!("default     allow (policy {policy}: _default_allow)")
+            }
             Instr::Halt => "halt        deny (_default_deny)".to_string(),
             Instr::Return => "return".to_string(),
         }

@@ -292,4 +292,3 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
     }
     Val::from_json(cur)
 }
-

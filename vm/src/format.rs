@@ -49,7 +49,11 @@ pub enum LoadError {
     #[error("invalid UTF-8 string at byte {0}")]
     BadUtf8(usize),
     #[error("bad tag {tag} for {what} at byte {at}")]
-    BadTag { what: &'static str, tag: u8, at: usize },
+    BadTag {
+        what: &'static str,
+        tag: u8,
+        at: usize,
+    },
     #[error("invalid JSON constant at byte {0}")]
     BadJson(usize),
     #[error("invalid regex constant at byte {at}: {message}")]

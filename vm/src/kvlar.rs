@@ -217,9 +217,15 @@ mod tests {
 
     #[test]
     fn hostname_like_kvlar() {
-        assert_eq!(extract_hostname("https://Good.com@Evil.com/x"), "good.com@evil.com");
+        assert_eq!(
+            extract_hostname("https://Good.com@Evil.com/x"),
+            "good.com@evil.com"
+        );
         assert_eq!(extract_hostname("https://[::1]:8080/"), "::1");
-        assert_eq!(extract_hostname("api.example.com:443/path"), "api.example.com");
+        assert_eq!(
+            extract_hostname("api.example.com:443/path"),
+            "api.example.com"
+        );
         assert!(host_in_domain("api.example.com", "Example.com"));
         assert!(!host_in_domain("badexample.com", "example.com"));
         assert!(host_in_domain("example.com", "example.com"));

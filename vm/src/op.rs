@@ -155,7 +155,13 @@ pub enum Func {
 }
 
 impl Func {
-    pub const ALL: [Func; 5] = [Func::Len, Func::Lower, Func::Upper, Func::Host, Func::NormPath];
+    pub const ALL: [Func; 5] = [
+        Func::Len,
+        Func::Lower,
+        Func::Upper,
+        Func::Host,
+        Func::NormPath,
+    ];
     pub fn from_u8(b: u8) -> Option<Func> {
         Self::ALL.get(b as usize).copied()
     }
@@ -182,43 +188,99 @@ pub enum Quant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instr {
     /// flag ← the call's `field` matches one of the matchers in const `list` (a `Matchers` constant).
-    NameIn { field: Field, list: u16 },
+    NameIn {
+        field: Field,
+        list: u16,
+    },
     /// flag ← Kvlar `parameters`: argument `key` (a `Str` constant) present and regex const `re` finds a match in its text.
-    KvParam { key: u16, re: u16 },
+    KvParam {
+        key: u16,
+        re: u16,
+    },
     /// flag ← Kvlar condition `op` on argument field `field` (a `Str` const) against `value` (a `Json` const, or `Regex` for `matches` with a string value).
-    KvCond { op: KvOp, field: u16, value: u16 },
+    KvCond {
+        op: KvOp,
+        field: u16,
+        value: u16,
+    },
     /// reg ← the call's `field` as a string.
-    LoadName { dst: u8, field: Field },
+    LoadName {
+        dst: u8,
+        field: Field,
+    },
     /// reg ← lookup of path const `path` in the arguments (missing if absent).
-    LoadArgs { dst: u8, path: u16 },
+    LoadArgs {
+        dst: u8,
+        path: u16,
+    },
     /// reg ← constant `value` (a `Json` constant).
-    LoadConst { dst: u8, value: u16 },
+    LoadConst {
+        dst: u8,
+        value: u16,
+    },
     /// reg ← lookup of path const `path` inside register `src`.
-    GetPath { dst: u8, src: u8, path: u16 },
+    GetPath {
+        dst: u8,
+        src: u8,
+        path: u16,
+    },
     /// reg ← `func(src)`.
-    Call { dst: u8, func: Func, src: u8 },
+    Call {
+        dst: u8,
+        func: Func,
+        src: u8,
+    },
     /// flag ← `a op b`.
-    Test { op: TestOp, a: u8, b: u8 },
+    Test {
+        op: TestOp,
+        a: u8,
+        b: u8,
+    },
     /// flag ← `a` is a string and regex const `re` does (or, `negate`, does not) find a match.
-    TestRegex { a: u8, re: u16, negate: bool },
+    TestRegex {
+        a: u8,
+        re: u16,
+        negate: bool,
+    },
     /// flag ← register `a` holds a value (not missing).
-    Exists { a: u8 },
+    Exists {
+        a: u8,
+    },
     /// flag ← register `a` holds the boolean `true`.
-    Truthy { a: u8 },
+    Truthy {
+        a: u8,
+    },
     /// flag ← !flag
     Not,
     /// flag ← constant
-    SetFlag { value: bool },
-    JumpIfFalse { off: u16 },
-    JumpIfTrue { off: u16 },
-    Jump { off: u16 },
+    SetFlag {
+        value: bool,
+    },
+    JumpIfFalse {
+        off: u16,
+    },
+    JumpIfTrue {
+        off: u16,
+    },
+    Jump {
+        off: u16,
+    },
     /// flag ← any/all items of the list in `src` satisfy chunk `chunk`, run
     /// with the item in register `var`. Not a list: false.
-    Quant { kind: Quant, var: u8, src: u8, chunk: u16 },
+    Quant {
+        kind: Quant,
+        var: u8,
+        src: u8,
+        chunk: u16,
+    },
     /// Stop: rule `rule` decides.
-    Decide { rule: u16 },
+    Decide {
+        rule: u16,
+    },
     /// Stop: policy `policy`'s `default_outcome: allow` decides (`_default_allow`).
-    DefaultAllow { policy: u16 },
+    DefaultAllow {
+        policy: u16,
+    },
     /// Stop: nothing decided (`_default_deny`). Ends the main chunk.
     Halt,
     /// End of a quantifier body chunk; its result is the flag.
@@ -258,7 +320,11 @@ pub enum DecodeError {
     /// Unknown opcode byte.
     BadOpcode { pc: usize, byte: u8 },
     /// An enumerated operand (field, test op, function…) is out of range.
-    BadOperand { pc: usize, what: &'static str, value: u8 },
+    BadOperand {
+        pc: usize,
+        what: &'static str,
+        value: u8,
+    },
 }
 
 struct Reader<'a> {
@@ -269,7 +335,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.code.get(self.pos).ok_or(DecodeError::Truncated { pc: self.start })?;
+        let b = *self
+            .code
+            .get(self.pos)
+            .ok_or(DecodeError::Truncated { pc: self.start })?;
         self.pos += 1;
         Ok(b)
     }

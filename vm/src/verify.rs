@@ -46,7 +46,9 @@ pub enum VerifyError {
         expected: &'static str,
         found: &'static str,
     },
-    #[error("chunk {chunk}: jump at {pc} to {target} does not land on an instruction of the chunk")]
+    #[error(
+        "chunk {chunk}: jump at {pc} to {target} does not land on an instruction of the chunk"
+    )]
     BadJump {
         chunk: usize,
         pc: usize,
@@ -61,7 +63,11 @@ pub enum VerifyError {
     #[error("chunk {chunk}: rule #{rule} out of range at {pc}")]
     BadRule { chunk: usize, pc: usize, rule: u16 },
     #[error("chunk {chunk}: policy #{policy} out of range at {pc}")]
-    BadPolicy { chunk: usize, pc: usize, policy: u16 },
+    BadPolicy {
+        chunk: usize,
+        pc: usize,
+        policy: u16,
+    },
     #[error("chunk {chunk}: {instr} is not allowed in a {kind} chunk (at {pc})")]
     Misplaced {
         chunk: usize,
@@ -70,7 +76,10 @@ pub enum VerifyError {
         kind: &'static str,
     },
     #[error("chunk {chunk} does not end with {expected}")]
-    BadEnd { chunk: usize, expected: &'static str },
+    BadEnd {
+        chunk: usize,
+        expected: &'static str,
+    },
     #[error("rule #{rule} names policy #{policy}, which does not exist")]
     RulePolicy { rule: usize, policy: u16 },
     #[error("debug entry {index} points outside the program")]
@@ -132,7 +141,11 @@ fn verify_chunk(p: &Program, ci: usize) -> Result<(), VerifyError> {
         starts[pc] = true;
         let (instr, next) = decode(code, pc).map_err(|e| match e {
             DecodeError::Truncated { pc } => VerifyError::Truncated { chunk: ci, pc },
-            DecodeError::BadOpcode { pc, byte } => VerifyError::BadOpcode { chunk: ci, pc, byte },
+            DecodeError::BadOpcode { pc, byte } => VerifyError::BadOpcode {
+                chunk: ci,
+                pc,
+                byte,
+            },
             DecodeError::BadOperand { pc, what, value } => VerifyError::BadOperand {
                 chunk: ci,
                 pc,
@@ -159,14 +172,22 @@ fn verify_chunk(p: &Program, ci: usize) -> Result<(), VerifyError> {
             if r < nregs {
                 Ok(())
             } else {
-                Err(VerifyError::BadRegister { chunk: ci, pc, reg: r })
+                Err(VerifyError::BadRegister {
+                    chunk: ci,
+                    pc,
+                    reg: r,
+                })
             }
         };
         let konst = |index: u16, expected: &'static str, ok: fn(&Const) -> bool| match p
             .consts
             .get(index as usize)
         {
-            None => Err(VerifyError::BadConst { chunk: ci, pc, index }),
+            None => Err(VerifyError::BadConst {
+                chunk: ci,
+                pc,
+                index,
+            }),
             Some(c) if ok(c) => Ok(()),
             Some(c) => Err(VerifyError::ConstKind {
                 chunk: ci,
@@ -181,7 +202,11 @@ fn verify_chunk(p: &Program, ci: usize) -> Result<(), VerifyError> {
             if target < code.len() && starts[target] {
                 Ok(())
             } else {
-                Err(VerifyError::BadJump { chunk: ci, pc, target })
+                Err(VerifyError::BadJump {
+                    chunk: ci,
+                    pc,
+                    target,
+                })
             }
         };
         let misplaced = |instr: &'static str| VerifyError::Misplaced {
@@ -257,7 +282,11 @@ fn verify_chunk(p: &Program, ci: usize) -> Result<(), VerifyError> {
                     return Err(misplaced("Decide"));
                 }
                 if rule as usize >= p.rules.len() {
-                    return Err(VerifyError::BadRule { chunk: ci, pc, rule });
+                    return Err(VerifyError::BadRule {
+                        chunk: ci,
+                        pc,
+                        rule,
+                    });
                 }
             }
             Instr::DefaultAllow { policy } => {

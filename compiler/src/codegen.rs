@@ -1,0 +1,413 @@
+//! Code generation: IR → bytecode [`Program`].
+//!
+//! Rules are laid out in order in the entry chunk. A rule's condition is
+//! compiled as "branch to the next rule when false" (short-circuit, no
+//! booleans materialised), followed by `decide`. After the last rule of a
+//! policy with `default_outcome: allow` comes `default allow`; the entry
+//! chunk ends with `halt` (`_default_deny`). Quantifier bodies become chunks
+//! of their own that return the flag. All jumps are forward.
+
+use std::collections::HashMap;
+
+use kvlar_vm::op::{encode, Instr};
+use kvlar_vm::program::{
+    Chunk, Const, DebugEntry, Matcher, PolicyInfo, ProgramParts, RuleInfo, MAX_REGS,
+};
+use kvlar_vm::Program;
+
+use crate::ir::{self, Cond, CondKind, Operand};
+use crate::source::SourceMap;
+
+/// Why code generation failed (limits of the bytecode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodegenError {
+    /// A rule's condition needs more registers than the VM has.
+    TooComplex { rule: String },
+    /// A jump or a table is larger than the encoding allows.
+    TooLarge { what: &'static str, rule: String },
+    /// The verifier refused the generated program (a compiler bug).
+    Verify(String),
+}
+
+struct Label {
+    target: Option<usize>,
+    patches: Vec<(usize, usize)>, // (operand position, pc after the jump)
+}
+
+struct Gen {
+    consts: Vec<Const>,
+    const_index: HashMap<String, u16>,
+    chunks: Vec<Vec<u8>>,
+    labels: Vec<Label>,
+    debug: Vec<DebugEntry>,
+    sp: usize,
+    max_regs: usize,
+    var_regs: Vec<u8>,
+    rule: u16,
+    rule_id: String,
+    error: Option<CodegenError>,
+}
+
+#[derive(Clone, Copy)]
+struct LabelId(usize);
+
+pub fn generate(ir: &ir::Program, sources: &SourceMap) -> Result<Program, CodegenError> {
+    let mut g = Gen {
+        consts: Vec::new(),
+        const_index: HashMap::new(),
+        chunks: vec![Vec::new()],
+        labels: Vec::new(),
+        debug: Vec::new(),
+        sp: 0,
+        max_regs: 0,
+        var_regs: Vec::new(),
+        rule: 0,
+        rule_id: String::new(),
+        error: None,
+    };
+    let mut rules = Vec::new();
+    let mut policies = Vec::new();
+    for (pi, p) in ir.policies.iter().enumerate() {
+        policies.push(PolicyInfo {
+            name: p.name.clone(),
+            default_allow: p.default_allow,
+        });
+        for r in &p.rules {
+            if rules.len() >= u16::MAX as usize {
+                return Err(CodegenError::TooLarge {
+                    what: "rule table",
+                    rule: r.id.clone(),
+                });
+            }
+            g.rule = rules.len() as u16;
+            g.rule_id = r.id.clone();
+            rules.push(RuleInfo {
+                id: r.id.clone(),
+                effect: r.effect,
+                reason: r.reason.clone(),
+                policy: pi as u16,
+            });
+            let next = g.label();
+            g.branch_false(0, &r.cond, next);
+            g.emit(0, Instr::Decide { rule: g.rule });
+            g.bind(0, next);
+        }
+        if p.default_allow && !p.rules.is_empty() {
+            g.emit(0, Instr::DefaultAllow { policy: pi as u16 });
+        }
+    }
+    g.emit(0, Instr::Halt);
+    if let Some(e) = g.error {
+        return Err(e);
+    }
+    let parts = ProgramParts {
+        consts: g.consts,
+        chunks: g.chunks.into_iter().map(|code| Chunk { code }).collect(),
+        nregs: g.max_regs as u8,
+        rules,
+        policies,
+        debug: g.debug,
+        source_names: sources.files().iter().map(|f| f.name.clone()).collect(),
+    };
+    Program::new(parts).map_err(|e| CodegenError::Verify(e.to_string()))
+}
+
+impl Gen {
+    fn fail(&mut self, e: CodegenError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    fn pc(&self, chunk: usize) -> usize {
+        self.chunks[chunk].len()
+    }
+
+    fn emit(&mut self, chunk: usize, i: Instr) -> usize {
+        let pc = self.pc(chunk);
+        encode(&i, &mut self.chunks[chunk]);
+        pc
+    }
+
+    fn label(&mut self) -> LabelId {
+        self.labels.push(Label {
+            target: None,
+            patches: Vec::new(),
+        });
+        LabelId(self.labels.len() - 1)
+    }
+
+    fn jump(&mut self, chunk: usize, kind: fn(u16) -> Instr, l: LabelId) {
+        self.emit(chunk, kind(0));
+        let after = self.pc(chunk);
+        self.labels[l.0].patches.push((after - 2, after));
+    }
+
+    fn bind(&mut self, chunk: usize, l: LabelId) {
+        let target = self.pc(chunk);
+        self.labels[l.0].target = Some(target);
+        let patches = std::mem::take(&mut self.labels[l.0].patches);
+        for (pos, after) in patches {
+            match u16::try_from(target - after) {
+                Ok(off) => self.chunks[chunk][pos..pos + 2].copy_from_slice(&off.to_le_bytes()),
+                Err(_) => {
+                    let rule = self.rule_id.clone();
+                    self.fail(CodegenError::TooLarge { what: "jump", rule })
+                }
+            }
+        }
+    }
+
+    fn konst(&mut self, c: Const) -> u16 {
+        let key = match &c {
+            Const::Str(s) => format!("s{s}"),
+            Const::Json(v) => format!("j{v}"),
+            Const::Regex(r) => format!("r{}", r.as_str()),
+            Const::Path(p) => format!("p{p:?}"),
+            Const::Matchers(ms) => {
+                let parts: Vec<String> = ms
+                    .iter()
+                    .map(|m| match m {
+                        Matcher::Exact(s) => format!("e{s:?}"),
+                        Matcher::Glob { glob, re } => format!("g{glob:?}{:?}", re.as_str()),
+                    })
+                    .collect();
+                format!("m{}", parts.join(","))
+            }
+        };
+        if let Some(&i) = self.const_index.get(&key) {
+            return i;
+        }
+        if self.consts.len() >= u16::MAX as usize {
+            let rule = self.rule_id.clone();
+            self.fail(CodegenError::TooLarge {
+                what: "constant pool",
+                rule,
+            });
+            return 0;
+        }
+        let i = self.consts.len() as u16;
+        self.consts.push(c);
+        self.const_index.insert(key, i);
+        i
+    }
+
+    fn alloc(&mut self) -> u8 {
+        let r = self.sp;
+        self.sp += 1;
+        if self.sp > MAX_REGS {
+            let rule = self.rule_id.clone();
+            self.fail(CodegenError::TooComplex { rule });
+            return 0;
+        }
+        self.max_regs = self.max_regs.max(self.sp);
+        r as u8
+    }
+
+    fn debug(&mut self, chunk: usize, pc: usize, c: &Cond) {
+        self.debug.push(DebugEntry {
+            chunk: chunk as u16,
+            pc: pc as u32,
+            rule: self.rule,
+            label: c.label.clone(),
+            span: c
+                .span
+                .map(|s| (s.file.0 as u16, s.start as u32, s.end as u32)),
+        });
+    }
+
+    /// Jump to `target` when `c` is false; fall through when true.
+    fn branch_false(&mut self, chunk: usize, c: &Cond, target: LabelId) {
+        match &c.kind {
+            CondKind::True => {}
+            CondKind::And(xs) => xs.iter().for_each(|x| self.branch_false(chunk, x, target)),
+            CondKind::Or(xs) => {
+                let done = self.label();
+                if let Some((last, init)) = xs.split_last() {
+                    for x in init {
+                        self.branch_true(chunk, x, done);
+                    }
+                    self.branch_false(chunk, last, target);
+                }
+                self.bind(chunk, done);
+            }
+            CondKind::Not(x) => self.branch_true(chunk, x, target),
+            _ => {
+                self.test(chunk, c);
+                self.jump(chunk, |off| Instr::JumpIfFalse { off }, target);
+            }
+        }
+    }
+
+    /// Jump to `target` when `c` is true; fall through when false.
+    fn branch_true(&mut self, chunk: usize, c: &Cond, target: LabelId) {
+        match &c.kind {
+            CondKind::True => self.jump(chunk, |off| Instr::Jump { off }, target),
+            CondKind::Or(xs) => xs.iter().for_each(|x| self.branch_true(chunk, x, target)),
+            CondKind::And(xs) => {
+                let done = self.label();
+                if let Some((last, init)) = xs.split_last() {
+                    for x in init {
+                        self.branch_false(chunk, x, done);
+                    }
+                    self.branch_true(chunk, last, target);
+                }
+                self.bind(chunk, done);
+            }
+            CondKind::Not(x) => self.branch_false(chunk, x, target),
+            _ => {
+                self.test(chunk, c);
+                self.jump(chunk, |off| Instr::JumpIfTrue { off }, target);
+            }
+        }
+    }
+
+    /// A leaf test: leaves its result in the flag.
+    fn test(&mut self, chunk: usize, c: &Cond) {
+        let saved = self.sp;
+        let instr = match &c.kind {
+            CondKind::NameIn { field, matchers } => {
+                let list = self.konst(Const::Matchers(matchers.clone()));
+                Instr::NameIn {
+                    field: *field,
+                    list,
+                }
+            }
+            CondKind::KvParam { key, re } => Instr::KvParam {
+                key: self.konst(Const::Str(key.clone())),
+                re: self.konst(Const::Regex(re.clone())),
+            },
+            CondKind::KvCond {
+                op,
+                field,
+                value,
+                re,
+            } => {
+                let field = self.konst(Const::Str(field.clone()));
+                let value = match re {
+                    Some(re) => self.konst(Const::Regex(re.clone())),
+                    None => self.konst(Const::Json(value.clone())),
+                };
+                Instr::KvCond {
+                    op: *op,
+                    field,
+                    value,
+                }
+            }
+            CondKind::Test { op, a, b } => {
+                let a = self.operand(chunk, a);
+                let b = self.operand(chunk, b);
+                Instr::Test { op: *op, a, b }
+            }
+            CondKind::Regex { a, re, negate } => {
+                let a = self.operand(chunk, a);
+                let re = self.konst(Const::Regex(re.clone()));
+                Instr::TestRegex {
+                    a,
+                    re,
+                    negate: *negate,
+                }
+            }
+            CondKind::Exists(a) => Instr::Exists {
+                a: self.operand(chunk, a),
+            },
+            CondKind::Truthy(a) => Instr::Truthy {
+                a: self.operand(chunk, a),
+            },
+            CondKind::Quant {
+                kind,
+                var: _,
+                over,
+                body,
+            } => {
+                let src = self.operand(chunk, over);
+                let var = self.alloc();
+                self.var_regs.push(var);
+                let body_chunk = self.chunks.len();
+                if body_chunk >= u16::MAX as usize {
+                    let rule = self.rule_id.clone();
+                    self.fail(CodegenError::TooLarge {
+                        what: "chunk table",
+                        rule,
+                    });
+                }
+                self.chunks.push(Vec::new());
+                let no = self.label();
+                self.branch_false(body_chunk, body, no);
+                self.emit(body_chunk, Instr::SetFlag { value: true });
+                self.emit(body_chunk, Instr::Return);
+                self.bind(body_chunk, no);
+                self.emit(body_chunk, Instr::SetFlag { value: false });
+                self.emit(body_chunk, Instr::Return);
+                self.var_regs.pop();
+                Instr::Quant {
+                    kind: *kind,
+                    var,
+                    src,
+                    chunk: body_chunk as u16,
+                }
+            }
+            CondKind::True | CondKind::And(_) | CondKind::Or(_) | CondKind::Not(_) => {
+                // Not leaves; branch_* handles them. Keep the flag meaningful anyway.
+                Instr::SetFlag {
+                    value: matches!(c.kind, CondKind::True),
+                }
+            }
+        };
+        let pc = self.emit(chunk, instr);
+        self.debug(chunk, pc, c);
+        self.sp = saved;
+    }
+
+    /// Loads an operand into a register and returns it.
+    fn operand(&mut self, chunk: usize, o: &Operand) -> u8 {
+        match o {
+            Operand::Name(field) => {
+                let dst = self.alloc();
+                self.emit(chunk, Instr::LoadName { dst, field: *field });
+                dst
+            }
+            Operand::Args(path) => {
+                let path = self.konst(Const::Path(path.clone()));
+                let dst = self.alloc();
+                self.emit(chunk, Instr::LoadArgs { dst, path });
+                dst
+            }
+            Operand::Var(depth, path) => {
+                let Some(&src) = depth.checked_sub(1).and_then(|d| self.var_regs.get(d)) else {
+                    self.fail(CodegenError::Verify(format!(
+                        "unbound variable depth {depth} in rule {}",
+                        self.rule_id
+                    )));
+                    return 0;
+                };
+                if path.is_empty() {
+                    return src;
+                }
+                let path = self.konst(Const::Path(path.clone()));
+                let dst = self.alloc();
+                self.emit(chunk, Instr::GetPath { dst, src, path });
+                dst
+            }
+            Operand::Const(v) => {
+                let value = self.konst(Const::Json(v.clone()));
+                let dst = self.alloc();
+                self.emit(chunk, Instr::LoadConst { dst, value });
+                dst
+            }
+            Operand::Call(func, a) => {
+                let src = self.operand(chunk, a);
+                let dst = self.alloc();
+                self.emit(
+                    chunk,
+                    Instr::Call {
+                        dst,
+                        func: *func,
+                        src,
+                    },
+                );
+                dst
+            }
+        }
+    }
+}
