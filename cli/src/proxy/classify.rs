@@ -1,0 +1,589 @@
+//! Classifying lines: what the proxy does with each message.
+//!
+//! Client → server lines are forwarded byte for byte, evaluated (`tools/call`),
+//! answered by the proxy itself (fail closed) or dropped. Server → client lines
+//! are forwarded when they are JSON and dropped otherwise.
+//!
+//! Parsing is lazy: only the top-level members of an object are split out (as
+//! raw JSON text, which serde_json validates while skipping), and only a
+//! `tools/call`'s `params` are built into values — with a visitor that notices
+//! duplicate keys, because the server's parser might read a different value
+//! than ours.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// JSON-RPC parse error.
+pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC invalid request.
+pub const INVALID_REQUEST: i64 = -32600;
+/// Implementation-defined server error, used when the upstream server went away.
+pub const UPSTREAM_GONE: i64 = -32000;
+
+/// The one method the proxy evaluates.
+pub const TOOLS_CALL: &str = "tools/call";
+
+/// What to do with one line from the client.
+#[derive(Debug)]
+pub enum ClientLine<'a> {
+    /// Forward the original bytes unchanged. `request_id` is set for a
+    /// request (it has a method and an id) so its answer can be tracked.
+    Forward { request_id: Option<&'a RawValue> },
+    /// A well-formed `tools/call` request: evaluate it.
+    Evaluate(ToolCall<'a>),
+    /// Do not forward; answer the client with this line (ends with `\n`).
+    Reply(Vec<u8>),
+    /// Do not forward and do not answer (a `tools/call` notification, a blank line).
+    Drop,
+}
+
+/// A `tools/call` request that passed the structural checks.
+#[derive(Debug)]
+pub struct ToolCall<'a> {
+    /// The request id as it was written (a number or a string; `null` tolerated).
+    pub id: &'a RawValue,
+    /// `params.name`.
+    pub name: String,
+    /// `params.arguments` (`{}` when absent); always an object.
+    pub args: Value,
+}
+
+/// What to do with one line from the server.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ServerLine<'a> {
+    /// Valid JSON: forward it. `response_id` is set for a response (an id and
+    /// no method) so the pending request can be forgotten.
+    Forward { response_id: Option<&'a str> },
+    /// Not JSON: drop it (and log it).
+    Invalid(String),
+}
+
+/// Classifies one client line (without its line terminator).
+pub fn client_line(line: &[u8]) -> ClientLine<'_> {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t,
+        Err(_) => {
+            return ClientLine::Reply(error_line(
+                "null",
+                PARSE_ERROR,
+                "Parse error: the line is not valid UTF-8; Kvlar did not forward it",
+            ))
+        }
+    };
+    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if trimmed.is_empty() {
+        return ClientLine::Drop;
+    }
+    match trimmed.as_bytes()[0] {
+        b'{' => match serde_json::from_str::<Members>(trimmed) {
+            Ok(members) => object(members),
+            Err(e) => parse_error(&e),
+        },
+        b'[' => match serde_json::from_str::<Vec<&RawValue>>(trimmed) {
+            Ok(items) => batch(&items),
+            Err(e) => parse_error(&e),
+        },
+        _ => match serde_json::from_str::<IgnoredAny>(trimmed) {
+            // A JSON scalar is no JSON-RPC message, but it cannot be a tools/call either.
+            Ok(_) => ClientLine::Forward { request_id: None },
+            Err(e) => parse_error(&e),
+        },
+    }
+}
+
+/// Classifies one server line (without its line terminator).
+pub fn server_line(line: &[u8]) -> ServerLine<'_> {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t,
+        Err(_) => return ServerLine::Invalid("not valid UTF-8".into()),
+    };
+    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if trimmed.starts_with('{') {
+        match serde_json::from_str::<Members>(trimmed) {
+            Ok(m) => {
+                let has_method = m.0.iter().any(|(k, _)| k == "method");
+                let id = m.0.iter().find(|(k, _)| k == "id").map(|(_, v)| v.get());
+                ServerLine::Forward {
+                    response_id: if has_method { None } else { id },
+                }
+            }
+            Err(e) => ServerLine::Invalid(e.to_string()),
+        }
+    } else {
+        match serde_json::from_str::<IgnoredAny>(trimmed) {
+            Ok(_) => ServerLine::Forward { response_id: None },
+            Err(e) => ServerLine::Invalid(e.to_string()),
+        }
+    }
+}
+
+fn parse_error(e: &serde_json::Error) -> ClientLine<'static> {
+    ClientLine::Reply(error_line(
+        "null",
+        PARSE_ERROR,
+        &format!("Parse error: the line is not valid JSON ({e}); Kvlar did not forward it"),
+    ))
+}
+
+/// A JSON-RPC error response line (with `\n`). `id` is raw JSON text.
+pub fn error_line(id: &str, code: i64, message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + id.len() + message.len());
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b",\"error\":{\"code\":");
+    out.extend_from_slice(code.to_string().as_bytes());
+    out.extend_from_slice(b",\"message\":");
+    write_json_str(&mut out, message);
+    out.extend_from_slice(b"}}\n");
+    out
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Serializing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+// ---------------------------------------------------------------------------
+// Objects
+
+/// How one message looks once its top-level members are split out.
+enum Shape<'a> {
+    /// A `tools/call` attempt: exactly well-formed or not.
+    ToolCall(Result<ToolCall<'a>, Rejection<'a>>),
+    /// Any other request (a method and an id).
+    Request(&'a RawValue),
+    /// Notifications, responses, anything else.
+    Other,
+}
+
+/// Why a `tools/call` attempt is refused, and the id to answer (`None`: a notification, no answer).
+struct Rejection<'a> {
+    id: Option<&'a str>,
+    why: Cow<'static, str>,
+}
+
+fn object(members: Members<'_>) -> ClientLine<'_> {
+    match shape(members) {
+        Shape::ToolCall(Ok(call)) => ClientLine::Evaluate(call),
+        Shape::ToolCall(Err(Rejection { id: Some(id), why })) => {
+            ClientLine::Reply(error_line(id, INVALID_REQUEST, &invalid_message(&why)))
+        }
+        Shape::ToolCall(Err(Rejection { id: None, .. })) => ClientLine::Drop,
+        Shape::Request(id) => ClientLine::Forward {
+            request_id: Some(id),
+        },
+        Shape::Other => ClientLine::Forward { request_id: None },
+    }
+}
+
+fn invalid_message(why: &str) -> String {
+    format!("Invalid Request: Kvlar refused this tools/call: {why}; it was not forwarded")
+}
+
+fn shape(members: Members<'_>) -> Shape<'_> {
+    let members = members.0;
+    let mut methods = Vec::new();
+    let mut ids = Vec::new();
+    let mut params = Vec::new();
+    for (k, v) in &members {
+        match fold(k).as_str() {
+            "method" => methods.push((k, *v)),
+            "id" => ids.push((k, *v)),
+            "params" => params.push((k, *v)),
+            _ => {}
+        }
+    }
+    let attempt = methods.iter().any(|(_, v)| {
+        serde_json::from_str::<Cow<'_, str>>(v.get()).is_ok_and(|m| fold(&m) == TOOLS_CALL)
+    });
+    if !attempt {
+        return match (methods.as_slice(), ids.as_slice()) {
+            ([(mk, _)], [(ik, id)]) if *mk == "method" && *ik == "id" && valid_id(id) => {
+                Shape::Request(id)
+            }
+            _ => Shape::Other,
+        };
+    }
+    Shape::ToolCall(tool_call(&members, &methods, &ids, &params))
+}
+
+fn tool_call<'a>(
+    members: &[(Cow<'a, str>, &'a RawValue)],
+    methods: &[(&Cow<'a, str>, &'a RawValue)],
+    ids: &[(&Cow<'a, str>, &'a RawValue)],
+    params: &[(&Cow<'a, str>, &'a RawValue)],
+) -> Result<ToolCall<'a>, Rejection<'a>> {
+    let id = match ids {
+        [] => {
+            return Err(Rejection {
+                id: None,
+                why: "a tools/call notification (no id)".into(),
+            })
+        }
+        [(k, v)] if *k == "id" && valid_id(v) => *v,
+        _ => {
+            return Err(Rejection {
+                id: Some("null"),
+                why: "the id is missing, duplicated or not a number or string".into(),
+            })
+        }
+    };
+    let reject = |why: &'static str| Rejection {
+        id: Some(id.get()),
+        why: why.into(),
+    };
+    match methods {
+        [(k, v)] if *k == "method" && v.get() == "\"tools/call\"" => {}
+        [(k, v)]
+            if *k == "method"
+                && serde_json::from_str::<Cow<'_, str>>(v.get()).is_ok_and(|m| m == TOOLS_CALL) => {}
+        _ => {
+            return Err(reject(
+                "the method differs from `tools/call` only by case, whitespace or invisible characters, or is given more than once",
+            ))
+        }
+    }
+    let mut seen = HashSet::with_capacity(members.len());
+    if !members.iter().all(|(k, _)| seen.insert(k.to_lowercase())) {
+        return Err(reject("the message has duplicate keys"));
+    }
+    let raw_params = match params {
+        [(k, v)] if *k == "params" => *v,
+        [] => return Err(reject("params are missing")),
+        _ => return Err(reject("params are given more than once")),
+    };
+    let duplicate = Cell::new(false);
+    let params = match (Strict { dup: &duplicate }).deserialize(
+        &mut serde_json::Deserializer::from_str(raw_params.get()),
+    ) {
+        Ok(p) => p,
+        // Already validated as JSON; this only fails on numbers out of range and the like.
+        Err(_) => return Err(reject("params could not be read")),
+    };
+    if duplicate.get() {
+        return Err(reject(
+            "params contain duplicate keys (keys may not repeat, nor differ only by case)",
+        ));
+    }
+    let Value::Object(mut params) = params else {
+        return Err(reject("params is not an object"));
+    };
+    let name = match params.remove("name") {
+        Some(Value::String(name)) => name,
+        _ => return Err(reject("params.name is missing or not a string")),
+    };
+    let args = match params.remove("arguments") {
+        None => Value::Object(Map::new()),
+        Some(args @ Value::Object(_)) => args,
+        Some(_) => return Err(reject("params.arguments is not an object")),
+    };
+    Ok(ToolCall { id, name, args })
+}
+
+/// A JSON-RPC id we can echo: a number, a string or null.
+fn valid_id(v: &RawValue) -> bool {
+    matches!(v.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
+}
+
+/// Case-folds and strips whitespace, control and invisible characters: two
+/// names that fold the same could be read as one by a lenient peer.
+fn fold(s: &str) -> String {
+    s.chars()
+        .filter(|&c| {
+            !(c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'))
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Batches
+
+fn batch(items: &[&RawValue]) -> ClientLine<'static> {
+    let mut has_tool_call = false;
+    let mut ids = Vec::new();
+    scan_batch(items, &mut has_tool_call, &mut ids);
+    if !has_tool_call {
+        return ClientLine::Forward { request_id: None };
+    }
+    if ids.is_empty() {
+        return ClientLine::Drop;
+    }
+    let mut out = Vec::new();
+    out.push(b'[');
+    for (i, (id, is_call)) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let why = if *is_call {
+            "a JSON-RPC batch may not contain tools/call"
+        } else {
+            "it was part of a JSON-RPC batch that contains a tools/call"
+        };
+        let mut line = error_line(
+            id,
+            INVALID_REQUEST,
+            &format!("Invalid Request: Kvlar refused this request: {why}; the batch was not forwarded"),
+        );
+        line.pop();
+        out.extend_from_slice(&line);
+    }
+    out.extend_from_slice(b"]\n");
+    ClientLine::Reply(out)
+}
+
+/// Collects, over a batch and any nested arrays, whether a tools/call attempt
+/// is in it and the ids of the requests to answer (with whether each is a tools/call).
+fn scan_batch(items: &[&RawValue], has_tool_call: &mut bool, ids: &mut Vec<(String, bool)>) {
+    for item in items {
+        let text = item.get();
+        if text.starts_with('{') {
+            let Ok(members) = serde_json::from_str::<Members>(text) else {
+                continue;
+            };
+            match shape(members) {
+                Shape::ToolCall(r) => {
+                    *has_tool_call = true;
+                    match r {
+                        Ok(call) => ids.push((call.id.get().to_owned(), true)),
+                        Err(Rejection { id: Some(id), .. }) => ids.push((id.to_owned(), true)),
+                        Err(Rejection { id: None, .. }) => {}
+                    }
+                }
+                Shape::Request(id) => ids.push((id.get().to_owned(), false)),
+                Shape::Other => {}
+            }
+        } else if text.starts_with('[') {
+            if let Ok(inner) = serde_json::from_str::<Vec<&RawValue>>(text) {
+                scan_batch(&inner, has_tool_call, ids);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lines too long to read
+
+/// Finds the raw text of the top-level `"id"` member in the first part of a
+/// JSON object that was cut short, if that member is complete there. Used to
+/// answer a request whose line exceeded the length limit.
+pub fn scan_id(prefix: &[u8]) -> Option<&str> {
+    let mut p = Scanner { s: prefix, i: 0 };
+    p.ws();
+    p.eat(b'{')?;
+    loop {
+        p.ws();
+        let key_start = p.i;
+        p.string()?;
+        let key = serde_json::from_slice::<String>(&prefix[key_start..p.i]).ok()?;
+        p.ws();
+        p.eat(b':')?;
+        p.ws();
+        let value_start = p.i;
+        p.value(0)?;
+        if key == "id" {
+            let raw = std::str::from_utf8(&prefix[value_start..p.i]).ok()?;
+            // Only echo an id that is complete: a following delimiter must be in the prefix.
+            p.ws();
+            if !matches!(p.peek(), Some(b',' | b'}')) {
+                return None;
+            }
+            let v: Value = serde_json::from_str(raw).ok()?;
+            return matches!(v, Value::Number(_) | Value::String(_) | Value::Null).then_some(raw);
+        }
+        p.ws();
+        match p.peek()? {
+            b',' => p.i += 1,
+            _ => return None,
+        }
+    }
+}
+
+struct Scanner<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+    fn string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            match self.peek()? {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+    fn value(&mut self, depth: usize) -> Option<()> {
+        if depth > 256 {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string(),
+            open @ (b'{' | b'[') => {
+                let close = if open == b'{' { b'}' } else { b']' };
+                self.i += 1;
+                loop {
+                    self.ws();
+                    match self.peek()? {
+                        c if c == close => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        b',' | b':' => self.i += 1,
+                        _ => self.value(depth + 1)?,
+                    }
+                }
+            }
+            _ => {
+                let start = self.i;
+                while matches!(self.peek(), Some(c) if !matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'))
+                {
+                    self.i += 1;
+                }
+                // The scalar must be followed by something in the prefix to be complete.
+                (self.i > start && self.peek().is_some()).then_some(())
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Deserialization helpers
+
+/// The top-level members of a JSON object, in order, keys decoded, values raw.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(4);
+                while let Some(Key(k)) = map.next_key()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// An object key, borrowed from the input unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Builds a [`Value`] like serde_json does, and notes any object with a
+/// repeated key, or two keys that differ only by case.
+struct Strict<'c> {
+    dup: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Strict { dup: self.dup })? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        let mut folded: HashSet<String> = HashSet::new();
+        while let Some(Key(k)) = map.next_key()? {
+            let v = map.next_value_seed(Strict { dup: self.dup })?;
+            if !folded.insert(k.to_lowercase()) {
+                self.dup.set(true);
+            }
+            out.insert(k.into_owned(), v);
+        }
+        Ok(Value::Object(out))
+    }
+}

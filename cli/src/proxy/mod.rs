@@ -1,0 +1,119 @@
+//! `kvlar proxy`: a transparent MCP stdio firewall.
+//!
+//! The MCP client starts `kvlar proxy … -- <server command>` instead of the
+//! server. Every `tools/call` is decided by the compiled policy before
+//! anything reaches the server; everything else passes through byte for byte.
+//!
+//! ```text
+//! kvlar proxy --stdio --policy P [--policy P2] [--watch] [--audit FILE] [--audit-redact] [--agent-id ID] -- <command> [args…]
+//! kvlar proxy --config proxy.yaml
+//! ```
+
+mod audit;
+mod child;
+mod classify;
+mod config;
+mod deny;
+mod lines;
+mod policy;
+mod reload;
+mod session;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use audit::Audit;
+use session::{Context, Pending};
+
+/// `kvlar proxy`: run an MCP server behind the policy firewall.
+#[derive(Debug, Default, clap::Args)]
+pub struct ProxyArgs {
+    /// Speak MCP over stdio (the only transport, and the default).
+    #[arg(long)]
+    pub stdio: bool,
+    /// A policy file (repeatable; tried in order).
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Recompile and swap the policy when its files change.
+    #[arg(long)]
+    pub watch: bool,
+    /// Append one JSON line per decision to this file.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Leave argument values out of the audit log (their names are kept).
+    #[arg(long)]
+    pub audit_redact: bool,
+    /// The agent id policies see (default: mcp-agent).
+    #[arg(long, value_name = "ID")]
+    pub agent_id: Option<String>,
+    /// A proxy.yaml with policy_paths, hot_reload, transport, upstream_command,
+    /// upstream_args, audit_file, agent_id; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The upstream MCP server command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Runs the proxy until the upstream server is gone; exits with its status.
+pub fn run(args: ProxyArgs) -> ExitCode {
+    let settings = match config::resolve(args) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match policy::load(&settings.policies) {
+        Ok(l) => l,
+        Err(diagnostic) => {
+            eprintln!("[kvlar] cannot compile the policy:\n{diagnostic}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!(
+        "[kvlar] loaded {} policies ({} rules), policy hash {}",
+        loaded.policies, loaded.rules, loaded.hash
+    );
+    let store = Arc::new(ArcSwap::from_pointee(loaded));
+    if settings.watch {
+        if let Err(msg) = reload::spawn(settings.policies.clone(), store.clone()) {
+            eprintln!("{msg}");
+            return ExitCode::from(1);
+        }
+    }
+    let (audit, audit_writer) = match &settings.audit {
+        Some(path) => {
+            let (a, w) = Audit::start(path.clone(), settings.audit_redact);
+            (Some(a), Some(w))
+        }
+        None => (None, None),
+    };
+    let ctx = Arc::new(Context {
+        policy: store,
+        agent: Arc::from(settings.agent.as_str()),
+        audit,
+        pending: Arc::new(Pending::default()),
+    });
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("[kvlar] cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(child::run(&settings.command, &settings.args, ctx));
+    // The client's stdin may still be blocked in a read: do not wait for it.
+    runtime.shutdown_background();
+    if let Some(w) = audit_writer {
+        w.finish(Duration::from_secs(2));
+    }
+    code
+}

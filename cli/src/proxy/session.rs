@@ -1,0 +1,287 @@
+//! The two forwarding loops and the single writer of the client's stdout.
+//!
+//! client → server and server → client run as independent tasks, so a slow
+//! answer in one direction never holds up the other. Everything written to
+//! the client (forwarded server lines and the proxy's own answers) goes
+//! through one channel to one writer task, so lines never interleave.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use kvlar_vm::{Call, Effect};
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::audit::{Audit, Record};
+use super::classify::{self, ClientLine, ServerLine};
+use super::deny;
+use super::lines::{body, LineReader, Read, MAX_LINE};
+use super::policy::Decide;
+
+/// Lines for the client's stdout.
+pub type Out = mpsc::Sender<Vec<u8>>;
+
+/// What the client → server loop needs.
+pub struct Context<D> {
+    pub policy: Arc<ArcSwap<D>>,
+    pub agent: Arc<str>,
+    pub audit: Option<Audit>,
+    pub pending: Arc<Pending>,
+}
+
+/// The client's requests forwarded to the server and not yet answered, so
+/// they can be answered with an error if the server goes away. An entry is
+/// removed when its response passes, so memory stays bounded by what is in flight.
+#[derive(Default)]
+pub struct Pending(Mutex<HashMap<IdKey, (String, usize)>>);
+
+/// An id as the peers compare it: strings by content, numbers by value (as a
+/// double, which is what a JavaScript server echoes back).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    Str(String),
+    Num(u64),
+    Null,
+}
+
+impl IdKey {
+    pub fn of(raw: &str) -> Option<IdKey> {
+        match raw.as_bytes().first()? {
+            b'"' => serde_json::from_str::<String>(raw).ok().map(IdKey::Str),
+            b'n' if raw == "null" => Some(IdKey::Null),
+            _ => {
+                let n: f64 = serde_json::from_str::<serde_json::Number>(raw).ok()?.as_f64()?;
+                Some(IdKey::Num(if n == 0.0 { 0 } else { n.to_bits() }))
+            }
+        }
+    }
+}
+
+impl Pending {
+    pub fn insert(&self, raw: &str) {
+        if let Some(key) = IdKey::of(raw) {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(key).or_insert_with(|| (raw.to_owned(), 0)).1 += 1;
+        }
+    }
+
+    pub fn remove(&self, raw: &str) {
+        if let Some(key) = IdKey::of(raw) {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = map.get_mut(&key) {
+                entry.1 -= 1;
+                if entry.1 == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Takes every pending id (raw JSON text, once per outstanding request).
+    pub fn drain(&self) -> Vec<String> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (_, (raw, n)) in map.drain() {
+            for _ in 0..n {
+                out.push(raw.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Reads the client's lines until end of input, forwarding, evaluating or
+/// answering each. Returns at the client's EOF; dropping `upstream` then
+/// closes the server's stdin.
+pub async fn client_to_server<R, W, D>(input: R, mut upstream: W, out: Out, ctx: Arc<Context<D>>) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    D: Decide,
+{
+    let mut reader = LineReader::new(input, MAX_LINE);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut upstream_ok = true;
+    loop {
+        match reader.read_line(&mut buf).await? {
+            Read::Eof => return Ok(()),
+            Read::TooLong => {
+                eprintln!(
+                    "[kvlar] dropped a client line longer than {} MiB (not forwarded)",
+                    MAX_LINE >> 20
+                );
+                if let Some(id) = classify::scan_id(&buf) {
+                    let msg = format!(
+                        "Invalid Request: the message is longer than Kvlar's limit of {} MiB; it was not forwarded",
+                        MAX_LINE >> 20
+                    );
+                    send(&out, classify::error_line(id, classify::INVALID_REQUEST, &msg)).await;
+                }
+                continue;
+            }
+            Read::Line => {}
+        }
+        if buf.last() != Some(&b'\n') {
+            buf.push(b'\n');
+        }
+        let forward_id = match classify::client_line(body(&buf)) {
+            ClientLine::Forward { request_id } => Some(request_id.map(RawValue::get)),
+            ClientLine::Evaluate(call) => evaluate(call, &ctx, &out).await.map(Some),
+            ClientLine::Reply(line) => {
+                send(&out, line).await;
+                None
+            }
+            ClientLine::Drop => None,
+        };
+        let Some(request_id) = forward_id else {
+            continue;
+        };
+        if let Some(id) = request_id {
+            ctx.pending.insert(id);
+        }
+        if !upstream_ok {
+            upstream_gone(request_id, &ctx, &out).await;
+            continue;
+        }
+        if let Err(e) = upstream.write_all(&buf).await {
+            eprintln!("[kvlar] cannot write to the upstream server: {e}");
+            upstream_ok = false;
+            upstream_gone(request_id, &ctx, &out).await;
+        }
+    }
+}
+
+async fn upstream_gone<D>(request_id: Option<&str>, ctx: &Context<D>, out: &Out) {
+    if let Some(id) = request_id {
+        ctx.pending.remove(id);
+        let line = classify::error_line(
+            id,
+            classify::UPSTREAM_GONE,
+            "Kvlar: the upstream MCP server is not accepting input; the request was not delivered",
+        );
+        send(out, line).await;
+    }
+}
+
+/// Decides a `tools/call`. `Some(id)`: forward the line (the request id to
+/// track); `None`: it was denied and answered.
+async fn evaluate<'l, D: Decide>(call: classify::ToolCall<'l>, ctx: &Context<D>, out: &Out) -> Option<&'l str> {
+    let id = call.id.get();
+    let program = ctx.policy.load();
+    let start = Instant::now();
+    let decision = program.decide(&Call {
+        tool: &call.name,
+        agent: &ctx.agent,
+        action: kvlar_vm::call::TOOL_CALL,
+        args: &call.args,
+    });
+    let eval_ns = start.elapsed().as_nanos() as u64;
+    let allowed = decision.effect == Effect::Allow;
+    let denial = (!allowed).then(|| deny::denial(id, &call.name, &decision, program.policy_hash()));
+    if let Some(audit) = &ctx.audit {
+        audit.record(Record {
+            time: SystemTime::now(),
+            request_id: id.to_owned(),
+            decision: decision.effect.as_str(),
+            rule: decision.rule.to_owned(),
+            reason: decision.reason.map(str::to_owned),
+            policy_hash: program.policy_hash().to_owned(),
+            tool: call.name,
+            args: call.args,
+            agent: ctx.agent.clone(),
+            eval_ns,
+        });
+    }
+    drop(program);
+    match denial {
+        None => Some(id),
+        Some(line) => {
+            send(out, line).await;
+            None
+        }
+    }
+}
+
+async fn send(out: &Out, line: Vec<u8>) {
+    // Fails only when the writer is gone (shutting down): nothing left to tell.
+    let _ = out.send(line).await;
+}
+
+/// Reads the server's stdout until EOF, forwarding JSON lines to the client
+/// and dropping (and logging) anything else.
+pub async fn server_to_client<R: AsyncRead + Unpin>(input: R, out: Out, pending: Arc<Pending>) -> io::Result<()> {
+    let mut reader = LineReader::new(input, MAX_LINE);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        match reader.read_line(&mut buf).await? {
+            Read::Eof => return Ok(()),
+            Read::TooLong => {
+                eprintln!(
+                    "[kvlar] dropped a server line longer than {} MiB",
+                    MAX_LINE >> 20
+                );
+                continue;
+            }
+            Read::Line => {}
+        }
+        match classify::server_line(body(&buf)) {
+            ServerLine::Forward { response_id } => {
+                if let Some(id) = response_id {
+                    pending.remove(id);
+                }
+            }
+            ServerLine::Invalid(why) => {
+                let text = String::from_utf8_lossy(body(&buf));
+                let shown: String = text.chars().take(200).collect();
+                let more = if shown.len() < text.len() { "…" } else { "" };
+                eprintln!("[kvlar] dropped a non-JSON line from the server's stdout ({why}): {shown}{more}");
+                continue;
+            }
+        }
+        if buf.last() != Some(&b'\n') {
+            buf.push(b'\n');
+        }
+        let line = std::mem::replace(&mut buf, Vec::with_capacity(16 * 1024));
+        if out.send(line).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes the queued lines to the client, in order. After a write error
+/// (the client is gone) it reports once and discards the rest.
+pub async fn writer<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Vec<u8>>, mut w: W) {
+    let mut failed = false;
+    while let Some(first) = rx.recv().await {
+        if failed {
+            continue;
+        }
+        let mut res = w.write_all(&first).await;
+        while res.is_ok() {
+            match rx.try_recv() {
+                Ok(line) => res = w.write_all(&line).await,
+                Err(_) => break,
+            }
+        }
+        if res.is_ok() {
+            res = w.flush().await;
+        }
+        if let Err(e) = res {
+            eprintln!("[kvlar] cannot write to the client: {e}");
+            failed = true;
+        }
+    }
+    let _ = w.flush().await;
+}
+
+/// Answers every pending request with an error saying the server exited.
+pub async fn answer_pending(pending: &Pending, out: &Out, status: &str) {
+    for id in pending.drain() {
+        let msg = format!("Kvlar: the upstream MCP server exited ({status}) before answering this request");
+        send(out, classify::error_line(&id, classify::UPSTREAM_GONE, &msg)).await;
+    }
+}
