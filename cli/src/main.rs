@@ -1,1 +1,46 @@
-fn main() {}
+//! `kvlar`: the command-line entry points — `compile`, `eval`, `explain`, `proxy`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod input;
+mod policy_load;
+mod proxy;
+mod report;
+
+/// Kvlar: a firewall for AI-agent tool calls.
+///
+/// Policies (YAML) are compiled to verified bytecode; the VM decides allow,
+/// deny or require_approval for every MCP `tools/call`.
+#[derive(Parser)]
+#[command(name = "kvlar", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile policies to bytecode; print diagnostics on error.
+    Compile(cmd::compile::Args),
+    /// Decide on calls, one JSON line in, one JSON line out.
+    Eval(cmd::eval::Args),
+    /// Decide on one call and show why, rule by rule.
+    Explain(cmd::explain::Args),
+    /// Run an MCP server behind the firewall (stdio).
+    Proxy(proxy::ProxyArgs),
+}
+
+fn main() -> ExitCode {
+    report::install_hook();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Compile(a) => cmd::compile::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Explain(a) => cmd::explain::run(a),
+        Command::Proxy(a) => proxy::run(a),
+    }
+}
