@@ -77,7 +77,8 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig, String> {
         return Ok(FileConfig::default());
     }
     let config: FileConfig = serde_saphyr::from_str(text).map_err(|e| {
-        let (message, label, help) = match &e {
+        let inner = e.without_snippet();
+        let (message, label, help) = match inner {
             serde_saphyr::Error::SerdeUnknownField { field, .. } => (
                 format!("unknown key `{field}` in the proxy config"),
                 "unknown key".to_owned(),
@@ -86,9 +87,13 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig, String> {
                     None => format!("the keys are: {}", KEYS.join(", ")),
                 }),
             ),
-            other => (format!("invalid proxy config: {}", strip_location(&other.to_string())), "here".to_owned(), None),
+            other => (
+                format!("invalid proxy config: {}", strip_location(&other.to_string())),
+                "here".to_owned(),
+                None,
+            ),
         };
-        let span = e.location().and_then(|l| span_of(text, &l));
+        let span = inner.location().and_then(|l| span_of(text, &l));
         render(&ConfigError {
             message,
             src: NamedSource::new(name, text.to_owned()),
@@ -111,9 +116,16 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig, String> {
     Ok(config)
 }
 
-/// serde-saphyr's messages may end with " at line L column C"; the snippet shows it.
-fn strip_location(msg: &str) -> &str {
-    msg.find(" at line ").map_or(msg, |i| &msg[..i])
+/// serde-saphyr's message without its position (the snippet shows it):
+/// `error: line L column C: message` → `message`.
+fn strip_location(msg: &str) -> String {
+    let msg = msg.lines().next().unwrap_or("").trim();
+    let msg = msg.strip_prefix("error: ").unwrap_or(msg);
+    let msg = match msg.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(msg, |(_, m)| m),
+        None => msg,
+    };
+    msg.find(" at line ").map_or(msg, |i| &msg[..i]).to_owned()
 }
 
 fn did_you_mean(field: &str) -> Option<&'static str> {
@@ -237,6 +249,7 @@ mod tests {
     fn wrong_type_is_an_error() {
         let err = parse("hot_reload: [1]\n", "p.yaml").unwrap_err();
         assert!(err.contains("invalid proxy config"), "{err}");
+        assert!(!err.contains("<input>"), "{err}");
         assert!(err.contains("p.yaml:1:"), "{err}");
     }
 

@@ -1,1 +1,439 @@
-//! Tests across the protocol layer.
+//! Tests of the protocol layer: exact bytes on the wire, with a stand-in
+//! [`Decide`] (the binary uses the compiled program).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use kvlar_vm::{Call, Decision, Effect};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::classify::{client_line, scan_id, server_line, ClientLine, ServerLine};
+use super::policy::Decide;
+use super::session::{self, Context, IdKey, Pending};
+
+/// Denies `get-env` and tools named `ask*` (approval); allows the rest.
+struct Rules;
+
+impl Decide for Rules {
+    fn decide<'s>(&'s self, call: &Call<'_>) -> Decision<'s> {
+        if call.tool == "get-env" {
+            Decision {
+                effect: Effect::Deny,
+                rule: "no-env",
+                reason: Some("secrets"),
+            }
+        } else if call.tool.starts_with("ask") {
+            Decision {
+                effect: Effect::RequireApproval,
+                rule: "ask",
+                reason: Some("needs a human"),
+            }
+        } else if call.args.get("evil").is_some() {
+            Decision {
+                effect: Effect::Deny,
+                rule: "no-evil",
+                reason: Some("evil"),
+            }
+        } else {
+            Decision {
+                effect: Effect::Allow,
+                rule: "ok",
+                reason: None,
+            }
+        }
+    }
+    fn policy_hash(&self) -> &str {
+        "h1"
+    }
+}
+
+fn reply(line: &str) -> String {
+    match client_line(line.as_bytes()) {
+        ClientLine::Reply(bytes) => String::from_utf8(bytes).unwrap(),
+        other => panic!("expected a reply to {line:?}, got {other:?}"),
+    }
+}
+
+fn invalid(id: &str, why: &str) -> String {
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{{\"code\":-32600,\"message\":\"Invalid Request: \
+         Kvlar refused this tools/call: {why}; it was not forwarded\"}}}}\n"
+    )
+}
+
+#[test]
+fn everything_but_tools_call_is_forwarded() {
+    for line in [
+        r#"{"jsonrpc":"2.0","id":0,"method":"server/discover","params":{}}"#,
+        r#"{"jsonrpc":"2.0","id":"x","method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":0,"result":{"content":{"type":"text","text":"hi"}}}"#,
+        r#"{"jsonrpc":"2.0","id":5,"error":{"code":-1,"message":"no"}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"a":1,"a":2}}"#,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"x"}]"#,
+        r#"[]"#,
+        "5",
+    ] {
+        match client_line(line.as_bytes()) {
+            ClientLine::Forward { .. } => {}
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    match client_line(br#"{"jsonrpc":"2.0","id":12345678901234567890123,"method":"ping"}"#) {
+        ClientLine::Forward { request_id: Some(id) } => assert_eq!(id.get(), "12345678901234567890123"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn tools_call_is_evaluated() {
+    let line = br#"{"jsonrpc":"2.0","id":"r-1","method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"},"_meta":{"progressToken":1}}}"#;
+    match client_line(line) {
+        ClientLine::Evaluate(c) => {
+            assert_eq!(c.id.get(), "\"r-1\"");
+            assert_eq!(c.name, "echo");
+            assert_eq!(c.args, serde_json::json!({"message": "hi"}));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Absent arguments are an empty object; escapes are decoded.
+    match client_line(br#"{"id":0,"method":"tools\/call","params":{"name":"get-\u0065nv"}}"#) {
+        ClientLine::Evaluate(c) => {
+            assert_eq!(c.id.get(), "0");
+            assert_eq!(c.name, "get-env");
+            assert_eq!(c.args, serde_json::json!({}));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The stateless revision's retry is evaluated like any call.
+    let retry = br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"x","arguments":{},"inputResponses":{"a":{"action":"accept"}},"requestState":"s","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    assert!(matches!(client_line(retry), ClientLine::Evaluate(_)));
+}
+
+#[test]
+fn malformed_tools_calls_are_refused_with_their_id() {
+    assert_eq!(
+        reply(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"arguments":{}}}"#),
+        invalid("3", "params.name is missing or not a string")
+    );
+    assert_eq!(
+        reply(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":7}}"#),
+        invalid("3", "params.name is missing or not a string")
+    );
+    assert_eq!(
+        reply(r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"x","arguments":[1]}}"#),
+        invalid("\"a\"", "params.arguments is not an object")
+    );
+    assert_eq!(
+        reply(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":null}}"#),
+        invalid("4", "params.arguments is not an object")
+    );
+    assert_eq!(
+        reply(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call"}"#),
+        invalid("4", "params are missing")
+    );
+    assert_eq!(
+        reply(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":"x"}"#),
+        invalid("4", "params is not an object")
+    );
+    let dup = "params contain duplicate keys (keys may not repeat, nor differ only by case)";
+    assert_eq!(
+        reply(r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"path":"/tmp","path":"/etc"}}}"#),
+        invalid("5", dup)
+    );
+    assert_eq!(
+        reply(r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"a":{"b":1,"b":2}}}}"#),
+        invalid("5", dup)
+    );
+    assert_eq!(
+        reply(r#"{"id":5,"method":"tools/call","params":{"name":"safe","name":"evil"}}"#),
+        invalid("5", dup)
+    );
+    assert_eq!(
+        reply(r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"cmd":"ls","CMD":"rm"}}}"#),
+        invalid("5", dup)
+    );
+    assert_eq!(
+        reply(r#"{"id":6,"method":"tools/call","params":{"name":"x"},"params":{"name":"y"}}"#),
+        invalid("6", "the message has duplicate keys")
+    );
+    assert_eq!(
+        reply(r#"{"id":6,"id":7,"method":"tools/call","params":{"name":"x"}}"#),
+        invalid("null", "the id is missing, duplicated or not a number or string")
+    );
+    assert_eq!(
+        reply(r#"{"id":{"a":1},"method":"tools/call","params":{"name":"x"}}"#),
+        invalid("null", "the id is missing, duplicated or not a number or string")
+    );
+    assert_eq!(
+        reply(r#"{"id":6,"jsonrpc":"2.0","jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#),
+        invalid("6", "the message has duplicate keys")
+    );
+}
+
+#[test]
+fn look_alike_methods_are_refused() {
+    let why = "the method differs from `tools/call` only by case, whitespace or invisible characters, or is given more than once";
+    for line in [
+        r#"{"id":1,"method":"Tools/Call","params":{"name":"get-env"}}"#,
+        r#"{"id":1,"method":" tools/call","params":{"name":"get-env"}}"#,
+        r#"{"id":1,"method":"tools/call\n","params":{"name":"get-env"}}"#,
+        r#"{"id":1,"method":"tools/\u200bcall","params":{"name":"get-env"}}"#,
+        r#"{"id":1,"method":"ping","Method":"tools/call","params":{"name":"get-env"}}"#,
+        r#"{"id":1,"method":"tools/call","method":"ping","params":{"name":"get-env"}}"#,
+        r#"{"id":1,"METHOD":"tools/call","params":{"name":"get-env"}}"#,
+    ] {
+        assert_eq!(reply(line), invalid("1", why), "{line}");
+    }
+}
+
+#[test]
+fn tools_call_notifications_are_dropped() {
+    for line in [
+        r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-env"}}"#,
+        r#"{"jsonrpc":"2.0","method":"TOOLS/CALL","params":{"name":"get-env"}}"#,
+        "",
+        "  \r",
+    ] {
+        assert!(matches!(client_line(line.as_bytes()), ClientLine::Drop), "{line}");
+    }
+}
+
+#[test]
+fn garbage_and_invalid_utf8_get_parse_errors() {
+    assert_eq!(
+        reply("hello"),
+        "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"Parse error: the line is \
+         not valid JSON (expected value at line 1 column 1); Kvlar did not forward it\"}}\n"
+    );
+    assert_eq!(
+        reply(r#"{"id":1,"method":"tools/call","params":{"name":"x"}"#),
+        "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"Parse error: the line is \
+         not valid JSON (EOF while parsing an object at line 1 column 51); Kvlar did not forward it\"}}\n"
+    );
+    match client_line(b"{\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"\xff\"}}") {
+        ClientLine::Reply(bytes) => assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"Parse error: the line is \
+             not valid UTF-8; Kvlar did not forward it\"}}\n"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(client_line(b"{\"a\":1} x"), ClientLine::Reply(_)));
+}
+
+#[test]
+fn batches_with_tools_call_are_refused_whole() {
+    let line = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},{"jsonrpc":"2.0","id":"b","method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"}]"#;
+    assert_eq!(
+        reply(line),
+        "[{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32600,\"message\":\"Invalid Request: Kvlar refused \
+         this request: a JSON-RPC batch may not contain tools/call; the batch was not forwarded\"}},\
+         {\"jsonrpc\":\"2.0\",\"id\":\"b\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request: Kvlar refused \
+         this request: it was part of a JSON-RPC batch that contains a tools/call; the batch was not forwarded\"}}]\n"
+    );
+    // Nested, or only a notification: still never forwarded.
+    assert!(matches!(
+        client_line(br#"[[{"id":2,"method":"Tools/call","params":{}}]]"#),
+        ClientLine::Reply(_)
+    ));
+    assert!(matches!(
+        client_line(br#"[{"method":"tools/call","params":{"name":"x"}}]"#),
+        ClientLine::Drop
+    ));
+}
+
+#[test]
+fn server_lines() {
+    assert_eq!(
+        server_line(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
+        ServerLine::Forward { response_id: Some("7") }
+    );
+    assert_eq!(
+        server_line(br#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#),
+        ServerLine::Forward { response_id: None }
+    );
+    assert_eq!(
+        server_line(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#),
+        ServerLine::Forward { response_id: None }
+    );
+    assert!(matches!(server_line(b"Starting server..."), ServerLine::Invalid(_)));
+    assert!(matches!(server_line(b"\xff"), ServerLine::Invalid(_)));
+}
+
+#[test]
+fn ids_of_lines_too_long_to_read() {
+    assert_eq!(scan_id(br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"x","argu"#), Some("42"));
+    assert_eq!(scan_id(br#"{"jsonrpc":"2.0","params":{"a":[1,{"id":3}],"s":"}\""},"id":"k","x"#), Some("\"k\""));
+    assert_eq!(scan_id(br#"{"method":"tools/call","params":{"name":"x","arguments":{"id":5"#), None);
+    assert_eq!(scan_id(br#"{"id":12"#), None);
+    assert_eq!(scan_id(br#"[{"id":1}"#), None);
+    assert_eq!(scan_id(br#"{"id":{"a":1},"#), None);
+}
+
+#[test]
+fn id_keys_match_as_a_javascript_peer_echoes_them() {
+    assert_eq!(IdKey::of("1"), IdKey::of("1.0"));
+    assert_eq!(IdKey::of("0"), IdKey::of("-0"));
+    assert_eq!(IdKey::of("\"a\""), IdKey::of("\"\\u0061\""));
+    assert_ne!(IdKey::of("1"), IdKey::of("\"1\""));
+    assert_eq!(IdKey::of("12345678901234567890"), IdKey::of("12345678901234567000"));
+}
+
+fn context(pending: Arc<Pending>) -> Arc<Context<Rules>> {
+    Arc::new(Context {
+        policy: Arc::new(ArcSwap::from_pointee(Rules)),
+        agent: Arc::from("mcp-agent"),
+        audit: None,
+        pending,
+    })
+}
+
+/// Runs the client → server loop over `input`; returns (what reached the
+/// server, what the proxy answered the client).
+async fn pump(input: &[u8], pending: Arc<Pending>) -> (String, String) {
+    let (mut upstream_read, upstream_write) = tokio::io::duplex(1 << 20);
+    let (out, mut rx) = mpsc::channel(1024);
+    session::client_to_server(input, upstream_write, out, context(pending))
+        .await
+        .unwrap();
+    let mut forwarded = Vec::new();
+    upstream_read.read_to_end(&mut forwarded).await.unwrap();
+    let mut answered = Vec::new();
+    while let Ok(line) = rx.try_recv() {
+        answered.extend(line);
+    }
+    (
+        String::from_utf8(forwarded).unwrap(),
+        String::from_utf8(answered).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn client_to_server_forwards_bytes_and_answers_denials() {
+    let pending = Arc::new(Pending::default());
+    let input = concat!(
+        "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{}}\r\n",
+        "{ \"jsonrpc\":\"2.0\", \"id\":1, \"method\":\"tools/call\", \"params\":{\"name\":\"echo\",\"arguments\":{\"m\":\"\\u00e9\"}} }\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"get-env\"}}\n",
+        "not json\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"ask-me\"}}\n",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"arguments\":{\"evil\":1,\"evil\":2}}}\n",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"
+    );
+    let (forwarded, answered) = pump(input.as_bytes(), pending.clone()).await;
+    assert_eq!(
+        forwarded,
+        concat!(
+            "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{}}\r\n",
+            "{ \"jsonrpc\":\"2.0\", \"id\":1, \"method\":\"tools/call\", \"params\":{\"name\":\"echo\",\"arguments\":{\"m\":\"\\u00e9\"}} }\n",
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n"
+        )
+    );
+    assert_eq!(
+        answered,
+        concat!(
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"Kvlar denied the call to tool `get-env`: secrets (rule no-env)\"}],\"isError\":true,\"_meta\":{\"io.kvlar/decision\":{\"decision\":\"deny\",\"rule\":\"no-env\",\"reason\":\"secrets\",\"policy_hash\":\"h1\",\"tool\":\"get-env\"}}}}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"Parse error: the line is not valid JSON (expected ident at line 1 column 2); Kvlar did not forward it\"}}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"Kvlar denied the call to tool `ask-me`: it requires approval (needs a human), and no approval channel is configured (rule ask)\"}],\"isError\":true,\"_meta\":{\"io.kvlar/decision\":{\"decision\":\"require_approval\",\"rule\":\"ask\",\"reason\":\"needs a human\",\"policy_hash\":\"h1\",\"tool\":\"ask-me\"}}}}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":4,\"error\":{\"code\":-32600,\"message\":\"Invalid Request: Kvlar refused this tools/call: params contain duplicate keys (keys may not repeat, nor differ only by case); it was not forwarded\"}}\n",
+        )
+    );
+    // The two forwarded requests are pending until answered.
+    let mut ids = pending.drain();
+    ids.sort();
+    assert_eq!(ids, vec!["0", "1"]);
+}
+
+#[tokio::test]
+async fn oversized_lines_are_dropped_and_answered() {
+    let mut input = b"{\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"m\":\"".to_vec();
+    input.extend(std::iter::repeat_n(b'a', super::lines::MAX_LINE + 10));
+    input.extend_from_slice(b"\"}}}\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+    let (forwarded, answered) = pump(&input, Arc::new(Pending::default())).await;
+    assert_eq!(forwarded, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+    assert_eq!(
+        answered,
+        "{\"jsonrpc\":\"2.0\",\"id\":77,\"error\":{\"code\":-32600,\"message\":\"Invalid Request: the message is \
+         longer than Kvlar's limit of 64 MiB; it was not forwarded\"}}\n"
+    );
+}
+
+#[tokio::test]
+async fn server_to_client_forwards_json_and_clears_pending() {
+    let pending = Arc::new(Pending::default());
+    pending.insert("1");
+    pending.insert("\"s\"");
+    let input = concat!(
+        "Server starting on stdio\n",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"roots/list\"}"
+    );
+    let (out, mut rx) = mpsc::channel(16);
+    session::server_to_client(input.as_bytes(), out, pending.clone())
+        .await
+        .unwrap();
+    let mut got = String::new();
+    while let Ok(line) = rx.try_recv() {
+        got.push_str(std::str::from_utf8(&line).unwrap());
+    }
+    assert_eq!(
+        got,
+        concat!(
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"roots/list\"}\n"
+        )
+    );
+    // What is left gets an error when the server goes away.
+    let (out, mut rx) = mpsc::channel(16);
+    session::answer_pending(&pending, &out, "exit status 1").await;
+    assert_eq!(
+        String::from_utf8(rx.try_recv().unwrap()).unwrap(),
+        "{\"jsonrpc\":\"2.0\",\"id\":\"s\",\"error\":{\"code\":-32000,\"message\":\"Kvlar: the upstream MCP server \
+         exited (exit status 1) before answering this request\"}}\n"
+    );
+    assert!(rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn writer_keeps_lines_whole_and_in_order() {
+    let (out, rx) = mpsc::channel(4);
+    let (mut client_read, client_write) = tokio::io::duplex(64);
+    let writer = tokio::spawn(session::writer(rx, client_write));
+    let send = tokio::spawn(async move {
+        for i in 0..100 {
+            out.send(format!("{{\"n\":{i}}}\n").into_bytes()).await.unwrap();
+        }
+    });
+    let mut got = String::new();
+    client_read.read_to_string(&mut got).await.unwrap();
+    send.await.unwrap();
+    writer.await.unwrap();
+    let expected: String = (0..100).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_dead_upstream_answers_requests_with_errors() {
+    let (upstream_read, upstream_write) = tokio::io::duplex(64);
+    drop(upstream_read);
+    let (out, mut rx) = mpsc::channel(16);
+    let pending = Arc::new(Pending::default());
+    let input = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n{\"jsonrpc\":\"2.0\",\"method\":\"n\"}\n";
+    session::client_to_server(&input[..], upstream_write, out, context(pending.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(rx.try_recv().unwrap()).unwrap(),
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32000,\"message\":\"Kvlar: the upstream MCP server is \
+         not accepting input; the request was not delivered\"}}\n"
+    );
+    assert!(rx.try_recv().is_err());
+    assert!(pending.drain().is_empty());
+    let _ = tokio::io::sink().write_all(b"").await;
+}
