@@ -24,7 +24,12 @@ pub const CALL_LIMIT: usize = 5_000_000;
 #[grammar = "expr.pest"]
 struct ExprParser;
 
-type Res<T> = Result<T, ParseError>;
+/// Builder results: boxed nodes and a boxed error keep the recursive
+/// builder's stack frames small (it recurses once per nesting level).
+type Res<T> = Result<T, Box<ParseError>>;
+
+/// An expression and the depth of its tree.
+type Built = (Box<Expr>, usize);
 
 /// Parses one condition expression.
 ///
@@ -41,21 +46,16 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
     lex::check(src)?;
     pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT));
     let mut pairs = ExprParser::parse(Rule::main, src).map_err(|e| convert_error(src, e))?;
-    let main = pairs.next().ok_or_else(|| internal(src))?;
-    let expr = main
-        .into_inner()
-        .find(|p| p.as_rule() == Rule::expr)
-        .ok_or_else(|| internal(src))?;
     let b = Builder { src };
-    Ok(b.expr(expr)?.0)
-}
-
-fn internal(src: &str) -> ParseError {
-    ParseError::new(
-        0..src.len(),
-        "internal parser error",
-        "could not parse this expression",
-    )
+    let expr = pairs
+        .next()
+        .and_then(|main| main.into_inner().find(|p| p.as_rule() == Rule::expr))
+        .ok_or_else(|| b.internal())
+        .and_then(|e| b.expr(e));
+    match expr {
+        Ok((e, _)) => Ok(*e),
+        Err(e) => Err(*e),
+    }
 }
 
 fn span_of(p: &Pair<'_, Rule>) -> Span {
@@ -67,61 +67,89 @@ struct Builder<'a> {
     src: &'a str,
 }
 
-/// An expression and the depth of its tree.
-type Built = (Expr, usize);
-
 impl Builder<'_> {
+    #[cold]
+    #[inline(never)]
+    fn internal(&self) -> Box<ParseError> {
+        Box::new(ParseError::new(
+            0..self.src.len(),
+            "internal parser error",
+            "could not parse this expression",
+        ))
+    }
+
+    #[inline(never)]
     fn node(&self, kind: ExprKind, span: Span, depth: usize) -> Res<Built> {
         if depth > MAX_DEPTH {
-            return Err(lex::too_deep(span));
+            return Err(Box::new(lex::too_deep(span)));
         }
-        Ok((Expr { kind, span }, depth))
+        Ok((Box::new(Expr { kind, span }), depth))
     }
 
     /// `expr = and_expr (or_op and_expr)*`, left-associative.
     fn expr(&self, pair: Pair<'_, Rule>) -> Res<Built> {
-        let mut inner = pair.into_inner().filter(|p| p.as_rule() == Rule::and_expr);
-        let first = inner.next().ok_or_else(|| internal(self.src))?;
-        let (mut acc, mut depth) = self.and_expr(first)?;
-        for next in inner {
-            let (rhs, d) = self.and_expr(next)?;
-            let span = acc.span.start..rhs.span.end;
-            depth = depth.max(d) + 1;
-            (acc, depth) = self.node(ExprKind::Or(Box::new(acc), Box::new(rhs)), span, depth)?;
+        let mut acc: Option<Built> = None;
+        for p in pair.into_inner() {
+            if p.as_rule() == Rule::and_expr {
+                let rhs = self.and_expr(p)?;
+                acc = Some(match acc.take() {
+                    None => rhs,
+                    Some(lhs) => self.logic(true, lhs, rhs)?,
+                });
+            }
         }
-        Ok((acc, depth))
+        acc.ok_or_else(|| self.internal())
     }
 
     /// `and_expr = unary (and_op unary)*`, left-associative.
     fn and_expr(&self, pair: Pair<'_, Rule>) -> Res<Built> {
-        let mut inner = pair.into_inner().filter(|p| p.as_rule() == Rule::unary);
-        let first = inner.next().ok_or_else(|| internal(self.src))?;
-        let (mut acc, mut depth) = self.unary(first)?;
-        for next in inner {
-            let (rhs, d) = self.unary(next)?;
-            let span = acc.span.start..rhs.span.end;
-            depth = depth.max(d) + 1;
-            (acc, depth) = self.node(ExprKind::And(Box::new(acc), Box::new(rhs)), span, depth)?;
+        let mut acc: Option<Built> = None;
+        for p in pair.into_inner() {
+            if p.as_rule() == Rule::unary {
+                let rhs = self.unary(p)?;
+                acc = Some(match acc.take() {
+                    None => rhs,
+                    Some(lhs) => self.logic(false, lhs, rhs)?,
+                });
+            }
         }
-        Ok((acc, depth))
+        acc.ok_or_else(|| self.internal())
+    }
+
+    #[inline(never)]
+    fn logic(&self, or: bool, lhs: Built, rhs: Built) -> Res<Built> {
+        let span = lhs.0.span.start..rhs.0.span.end;
+        let depth = lhs.1.max(rhs.1) + 1;
+        let kind = if or {
+            ExprKind::Or(lhs.0, rhs.0)
+        } else {
+            ExprKind::And(lhs.0, rhs.0)
+        };
+        self.node(kind, span, depth)
     }
 
     /// `unary = not_op* test`
     fn unary(&self, pair: Pair<'_, Rule>) -> Res<Built> {
         let mut nots = Vec::new();
-        let mut test = None;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::not_op => nots.push(span_of(&p).start),
-                Rule::test => test = Some(p),
+                Rule::not_op => nots.push(p.as_span().start()),
+                Rule::test => {
+                    let inner = self.test(p)?;
+                    return self.wrap_nots(&nots, inner);
+                }
                 _ => {}
             }
         }
-        let test = test.ok_or_else(|| internal(self.src))?;
-        let (mut acc, mut depth) = self.test(test)?;
-        for start in nots.into_iter().rev() {
+        Err(self.internal())
+    }
+
+    #[inline(never)]
+    fn wrap_nots(&self, nots: &[usize], inner: Built) -> Res<Built> {
+        let (mut acc, mut depth) = inner;
+        for &start in nots.iter().rev() {
             let span = start..acc.span.end;
-            (acc, depth) = self.node(ExprKind::Not(Box::new(acc)), span, depth + 1)?;
+            (acc, depth) = self.node(ExprKind::Not(acc), span, depth + 1)?;
         }
         Ok((acc, depth))
     }
@@ -129,208 +157,241 @@ impl Builder<'_> {
     /// `test = operand (test_op operand)*`; more than one operator is an error.
     fn test(&self, pair: Pair<'_, Rule>) -> Res<Built> {
         let mut inner = pair.into_inner();
-        let first = inner.next().ok_or_else(|| internal(self.src))?;
-        let (lhs, ld) = self.operand(first)?;
+        let first = inner.next().ok_or_else(|| self.internal())?;
         let Some(op_pair) = inner.next() else {
-            return Ok((lhs, ld));
+            return self.operand(first);
         };
-        let rhs_pair = inner.next().ok_or_else(|| internal(self.src))?;
+        let rhs_pair = inner.next().ok_or_else(|| self.internal())?;
         if let Some(second) = inner.next() {
-            let op2 = self.test_op(&second)?;
-            return Err(ParseError::new(
-                span_of(&second),
+            return Err(self.chain_error(&second));
+        }
+        let lhs = self.operand(first)?;
+        let rhs = self.operand(rhs_pair)?;
+        self.binary(&op_pair, lhs, rhs)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn chain_error(&self, second: &Pair<'_, Rule>) -> Box<ParseError> {
+        let op = match self.test_op(second) {
+            Ok(op) => op,
+            Err(e) => return e,
+        };
+        Box::new(
+            ParseError::new(
+                span_of(second),
                 "comparison operators cannot be chained; add parentheses",
-                format!("second operator `{}` in a chain", op2.as_str()),
+                format!("second operator `{}` in a chain", op.as_str()),
             )
             .with_help(
                 "write the comparison in parentheses, e.g. `(a == b) == c`, \
                  or combine two tests with `&&`",
-            ));
-        }
-        let op = self.test_op(&op_pair)?;
-        let op_span = span_of(&op_pair);
-        let (rhs, rd) = self.operand(rhs_pair)?;
-        let span = lhs.span.start..rhs.span.end;
-        self.node(
-            ExprKind::Binary {
-                op,
-                op_span,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-            },
-            span,
-            ld.max(rd) + 1,
+            ),
         )
     }
 
+    #[inline(never)]
+    fn binary(&self, op_pair: &Pair<'_, Rule>, lhs: Built, rhs: Built) -> Res<Built> {
+        let op = self.test_op(op_pair)?;
+        let span = lhs.0.span.start..rhs.0.span.end;
+        let depth = lhs.1.max(rhs.1) + 1;
+        let kind = ExprKind::Binary {
+            op,
+            op_span: span_of(op_pair),
+            lhs: lhs.0,
+            rhs: rhs.0,
+        };
+        self.node(kind, span, depth)
+    }
+
     fn test_op(&self, pair: &Pair<'_, Rule>) -> Res<BinOp> {
-        let inner = pair
-            .clone()
-            .into_inner()
-            .next()
-            .ok_or_else(|| internal(self.src))?;
-        Ok(match inner.as_rule() {
-            Rule::op_eq => BinOp::Eq,
-            Rule::op_ne => BinOp::Ne,
-            Rule::op_le => BinOp::Le,
-            Rule::op_ge => BinOp::Ge,
-            Rule::op_lt => BinOp::Lt,
-            Rule::op_gt => BinOp::Gt,
-            Rule::op_match => BinOp::Match,
-            Rule::op_not_match => BinOp::NotMatch,
-            Rule::op_not_in => BinOp::NotIn,
-            Rule::op_in => BinOp::In,
-            Rule::op_contains => BinOp::Contains,
-            Rule::op_startswith => BinOp::StartsWith,
-            Rule::op_endswith => BinOp::EndsWith,
-            Rule::op_glob => BinOp::Glob,
-            Rule::op_under => BinOp::Under,
-            _ => return Err(internal(self.src)),
+        let inner = pair.clone().into_inner().next();
+        Ok(match inner.map(|p| p.as_rule()) {
+            Some(Rule::op_eq) => BinOp::Eq,
+            Some(Rule::op_ne) => BinOp::Ne,
+            Some(Rule::op_le) => BinOp::Le,
+            Some(Rule::op_ge) => BinOp::Ge,
+            Some(Rule::op_lt) => BinOp::Lt,
+            Some(Rule::op_gt) => BinOp::Gt,
+            Some(Rule::op_match) => BinOp::Match,
+            Some(Rule::op_not_match) => BinOp::NotMatch,
+            Some(Rule::op_not_in) => BinOp::NotIn,
+            Some(Rule::op_in) => BinOp::In,
+            Some(Rule::op_contains) => BinOp::Contains,
+            Some(Rule::op_startswith) => BinOp::StartsWith,
+            Some(Rule::op_endswith) => BinOp::EndsWith,
+            Some(Rule::op_glob) => BinOp::Glob,
+            Some(Rule::op_under) => BinOp::Under,
+            _ => return Err(self.internal()),
         })
     }
 
     fn operand(&self, pair: Pair<'_, Rule>) -> Res<Built> {
-        let p = pair.into_inner().next().ok_or_else(|| internal(self.src))?;
-        let span = span_of(&p);
+        let p = pair.into_inner().next().ok_or_else(|| self.internal())?;
         match p.as_rule() {
-            Rule::string => {
-                let (s, _) = lex::decode_string(self.src, span.start)?;
-                self.node(ExprKind::Lit(Literal::Str(s)), span, 1)
-            }
-            Rule::number => self.number(span),
-            Rule::regex => {
-                let (pattern, flags, _) = lex::decode_regex(self.src, span.start)?;
-                self.node(ExprKind::Regex { pattern, flags }, span, 1)
-            }
-            Rule::kw_true => self.node(ExprKind::Lit(Literal::Bool(true)), span, 1),
-            Rule::kw_false => self.node(ExprKind::Lit(Literal::Bool(false)), span, 1),
-            Rule::kw_null => self.node(ExprKind::Lit(Literal::Null), span, 1),
-            Rule::list => {
-                let (items, depth) = self.exprs(p.into_inner())?;
-                self.node(ExprKind::List(items), span, depth + 1)
-            }
-            Rule::paren => {
-                let inner = p
-                    .into_inner()
-                    .find(|q| q.as_rule() == Rule::expr)
-                    .ok_or_else(|| internal(self.src))?;
-                let (mut e, depth) = self.expr(inner)?;
-                // A parenthesised expression's span includes its parentheses.
-                e.span = span;
-                Ok((e, depth))
-            }
-            Rule::call => self.call(p, span),
-            Rule::quant => self.quant(p, span),
-            Rule::path => self.path(p, span),
-            _ => Err(internal(self.src)),
+            Rule::paren => self.paren(p),
+            Rule::list => self.list(p),
+            Rule::call => self.call(p),
+            Rule::quant => self.quant(p),
+            _ => self.leaf(p),
         }
     }
 
-    fn exprs<'i>(&self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Res<(Vec<Expr>, usize)> {
+    #[inline(never)]
+    fn paren(&self, p: Pair<'_, Rule>) -> Res<Built> {
+        let span = span_of(&p);
+        let inner = p
+            .into_inner()
+            .find(|q| q.as_rule() == Rule::expr)
+            .ok_or_else(|| self.internal())?;
+        let (mut e, depth) = self.expr(inner)?;
+        // A parenthesised expression's span includes its parentheses.
+        e.span = span;
+        Ok((e, depth))
+    }
+
+    #[inline(never)]
+    fn list(&self, p: Pair<'_, Rule>) -> Res<Built> {
+        let span = span_of(&p);
+        let (items, depth) = self.exprs(p)?;
+        self.node(ExprKind::List(items), span, depth + 1)
+    }
+
+    /// The `expr` children of `p`, unboxed, and their greatest depth.
+    fn exprs(&self, p: Pair<'_, Rule>) -> Res<(Vec<Expr>, usize)> {
         let mut out = Vec::new();
         let mut depth = 0;
-        for p in pairs.filter(|p| p.as_rule() == Rule::expr) {
-            let (e, d) = self.expr(p)?;
-            depth = depth.max(d);
-            out.push(e);
+        for q in p.into_inner() {
+            if q.as_rule() == Rule::expr {
+                let (e, d) = self.expr(q)?;
+                depth = depth.max(d);
+                out.push(*e);
+            }
         }
         Ok((out, depth))
     }
 
-    fn number(&self, span: Span) -> Res<Built> {
-        let text = &self.src[span.clone()];
-        if text.contains(['.', 'e', 'E']) {
-            match text.parse::<f64>() {
-                Ok(f) if f.is_finite() => self.node(ExprKind::Lit(Literal::Float(f)), span, 1),
-                _ => Err(ParseError::new(
-                    span,
-                    "float literal out of range",
-                    "too large for a 64-bit float",
-                )),
-            }
-        } else {
-            match text.parse::<i64>() {
-                Ok(i) => self.node(ExprKind::Lit(Literal::Int(i)), span, 1),
-                Err(_) => Err(ParseError::new(
-                    span,
-                    "integer literal out of range",
-                    "does not fit in a 64-bit signed integer",
-                )
-                .with_help(format!(
-                    "integers must be between {} and {}; write a float like 1e20 for larger values",
-                    i64::MIN,
-                    i64::MAX
-                ))),
-            }
-        }
+    #[inline(never)]
+    fn call(&self, p: Pair<'_, Rule>) -> Res<Built> {
+        let span = span_of(&p);
+        let name = p
+            .clone()
+            .into_inner()
+            .next()
+            .ok_or_else(|| self.internal())?;
+        let (args, depth) = self.exprs(p)?;
+        let kind = ExprKind::Call {
+            name: name.as_str().to_string(),
+            name_span: span_of(&name),
+            args,
+        };
+        self.node(kind, span, depth + 1)
     }
 
-    fn call(&self, pair: Pair<'_, Rule>, span: Span) -> Res<Built> {
-        let mut inner = pair.into_inner();
-        let name = inner.next().ok_or_else(|| internal(self.src))?;
-        let (args, depth) = self.exprs(inner)?;
-        self.node(
-            ExprKind::Call {
-                name: name.as_str().to_string(),
-                name_span: span_of(&name),
-                args,
-            },
-            span,
-            depth + 1,
-        )
-    }
-
-    fn quant(&self, pair: Pair<'_, Rule>, span: Span) -> Res<Built> {
+    #[inline(never)]
+    fn quant(&self, p: Pair<'_, Rule>) -> Res<Built> {
+        let span = span_of(&p);
         let mut kind = None;
         let mut var = None;
         let mut over = None;
         let mut body = None;
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::quant_kind => {
-                    kind = Some(if p.as_str() == "any" {
-                        QuantKind::Any
-                    } else {
-                        QuantKind::All
-                    })
-                }
-                Rule::ident => var = Some(p),
-                Rule::operand => over = Some(p),
-                Rule::expr => body = Some(p),
+        for q in p.into_inner() {
+            match q.as_rule() {
+                Rule::quant_kind if q.as_str() == "any" => kind = Some(QuantKind::Any),
+                Rule::quant_kind => kind = Some(QuantKind::All),
+                Rule::ident => var = Some(q),
+                Rule::operand => over = Some(q),
+                Rule::expr => body = Some(q),
                 _ => {}
             }
         }
         let (Some(kind), Some(var), Some(over), Some(body)) = (kind, var, over, body) else {
-            return Err(internal(self.src));
+            return Err(self.internal());
         };
         let var_span = span_of(&var);
         let var = var.as_str().to_string();
         if matches!(var.as_str(), "tool" | "agent" | "action" | "args") {
-            return Err(ParseError::new(
-                var_span,
-                format!("`{var}` cannot be used as a quantifier variable"),
-                "reserved name",
-            )
-            .with_help("`tool`, `agent`, `action` and `args` always refer to the call; pick another name, e.g. `x`"));
+            return Err(Box::new(
+                ParseError::new(
+                    var_span,
+                    format!("`{var}` cannot be used as a quantifier variable"),
+                    "reserved name",
+                )
+                .with_help(
+                    "`tool`, `agent`, `action` and `args` always refer to the call; \
+                     pick another name, e.g. `x`",
+                ),
+            ));
         }
         let (over, od) = self.operand(over)?;
         let (body, bd) = self.expr(body)?;
-        self.node(
-            ExprKind::Quant {
-                kind,
-                var,
-                var_span,
-                over: Box::new(over),
-                body: Box::new(body),
-            },
-            span,
-            od.max(bd) + 1,
-        )
+        let kind = ExprKind::Quant {
+            kind,
+            var,
+            var_span,
+            over,
+            body,
+        };
+        self.node(kind, span, od.max(bd) + 1)
     }
 
-    fn path(&self, pair: Pair<'_, Rule>, span: Span) -> Res<Built> {
-        let mut inner = pair.into_inner();
-        let root_pair = inner.next().ok_or_else(|| internal(self.src))?;
+    /// Literals, regexes and paths.
+    #[inline(never)]
+    fn leaf(&self, p: Pair<'_, Rule>) -> Res<Built> {
+        let span = span_of(&p);
+        let kind = match p.as_rule() {
+            Rule::string => {
+                let (s, _) = lex::decode_string(self.src, span.start)?;
+                ExprKind::Lit(Literal::Str(s))
+            }
+            Rule::number => ExprKind::Lit(self.number(span.clone())?),
+            Rule::regex => {
+                let (pattern, flags, _) = lex::decode_regex(self.src, span.start)?;
+                ExprKind::Regex { pattern, flags }
+            }
+            Rule::kw_true => ExprKind::Lit(Literal::Bool(true)),
+            Rule::kw_false => ExprKind::Lit(Literal::Bool(false)),
+            Rule::kw_null => ExprKind::Lit(Literal::Null),
+            Rule::path => ExprKind::Path(self.path(p)?),
+            _ => return Err(self.internal()),
+        };
+        self.node(kind, span, 1)
+    }
+
+    fn number(&self, span: Span) -> Res<Literal> {
+        let text = &self.src[span.clone()];
+        if text.contains(['.', 'e', 'E']) {
+            match text.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Literal::Float(f)),
+                _ => Err(Box::new(ParseError::new(
+                    span,
+                    "float literal out of range",
+                    "too large for a 64-bit float",
+                ))),
+            }
+        } else {
+            match text.parse::<i64>() {
+                Ok(i) => Ok(Literal::Int(i)),
+                Err(_) => Err(Box::new(
+                    ParseError::new(
+                        span,
+                        "integer literal out of range",
+                        "does not fit in a 64-bit signed integer",
+                    )
+                    .with_help(format!(
+                        "integers must be between {} and {}; \
+                         write a float like 1e20 for larger values",
+                        i64::MIN,
+                        i64::MAX
+                    )),
+                )),
+            }
+        }
+    }
+
+    fn path(&self, p: Pair<'_, Rule>) -> Res<Path> {
+        let mut inner = p.into_inner();
+        let root_pair = inner.next().ok_or_else(|| self.internal())?;
         let root_span = span_of(&root_pair);
         let root = match root_pair.as_str() {
             "tool" => PathRoot::Tool,
@@ -344,8 +405,8 @@ impl Builder<'_> {
             let seg_span = span_of(&seg);
             let value = seg
                 .into_inner()
-                .find(|p| matches!(p.as_rule(), Rule::key | Rule::string | Rule::index))
-                .ok_or_else(|| internal(self.src))?;
+                .find(|q| matches!(q.as_rule(), Rule::key | Rule::string | Rule::index))
+                .ok_or_else(|| self.internal())?;
             segments.push(match value.as_rule() {
                 Rule::key => Segment::Key(value.as_str().to_string(), seg_span),
                 Rule::string => {
@@ -355,24 +416,20 @@ impl Builder<'_> {
                 _ => match value.as_str().parse::<u64>() {
                     Ok(i) => Segment::Index(i, seg_span),
                     Err(_) => {
-                        return Err(ParseError::new(
+                        return Err(Box::new(ParseError::new(
                             span_of(&value),
                             "index out of range",
                             "does not fit in a 64-bit unsigned integer",
-                        ))
+                        )))
                     }
                 },
             });
         }
-        self.node(
-            ExprKind::Path(Path {
-                root,
-                root_span,
-                segments,
-            }),
-            span,
-            1,
-        )
+        Ok(Path {
+            root,
+            root_span,
+            segments,
+        })
     }
 }
 
@@ -389,6 +446,7 @@ fn human(rule: Rule) -> Option<&'static str> {
         | Rule::test
         | Rule::operand
         | Rule::not_op
+        | Rule::kw_not
         | Rule::quant
         | Rule::quant_kind
         | Rule::call
@@ -430,7 +488,6 @@ fn human(rule: Rule) -> Option<&'static str> {
         | Rule::op_under
         | Rule::kw_and
         | Rule::kw_or
-        | Rule::kw_not
         | Rule::kw_contains
         | Rule::kw_startswith
         | Rule::kw_endswith
@@ -472,6 +529,14 @@ fn convert_error(src: &str, err: pest::error::Error<Rule>) -> ParseError {
     let positives = match err.variant {
         ErrorVariant::ParsingError { positives, .. } => positives,
         ErrorVariant::CustomError { message } => {
+            if message.contains("stack limit") {
+                return ParseError::new(
+                    0..src.len(),
+                    "expression nested too deeply",
+                    "not enough stack space to parse this nesting",
+                )
+                .with_help("simplify the expression, or split it over several rules");
+            }
             if message.contains("limit") {
                 return ParseError::new(
                     0..src.len(),
