@@ -8,6 +8,12 @@ use std::ops::Range;
 pub type Span = Range<usize>;
 
 /// An expression node with its span.
+///
+/// The span covers the node's source text exactly: a binary node spans from
+/// its left operand's start to its right operand's end; a literal includes
+/// its quotes; a regex covers `/.../flags`. A parenthesised expression's
+/// span includes the parentheses (`(a || b)` spans all nine bytes), so a
+/// parent's span always covers its whole source text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
     pub kind: ExprKind,
@@ -136,6 +142,8 @@ pub enum PathRoot {
     Var(String),
 }
 
+/// A path segment. Its span covers the whole segment: `.name` including the
+/// dot, `["name"]` / `[3]` including the brackets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Segment {
     /// `.name` or `["name"]`
