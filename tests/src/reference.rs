@@ -9,7 +9,9 @@
 
 use std::cmp::Ordering;
 
-use kvlar_compiler::ast::{Condition, DefaultOutcome, Effect as AstEffect, KvOp, MatchOn, PolicySet, Rule};
+use kvlar_compiler::ast::{
+    Condition, DefaultOutcome, Effect as AstEffect, KvOp, MatchOn, PolicySet, Rule,
+};
 use kvlar_grammar::ast::{BinOp, Expr, ExprKind, Literal, PathRoot, QuantKind, Segment};
 use kvlar_vm::{Call, Effect};
 use serde_json::{Map, Number, Value};
@@ -39,8 +41,10 @@ pub fn evaluate(set: &PolicySet, call: &Call<'_>) -> (Effect, String, Option<Str
                 };
             }
         }
-        let allow_by_default =
-            matches!(policy.default_outcome.as_ref().map(|d| d.value), Some(DefaultOutcome::Allow));
+        let allow_by_default = matches!(
+            policy.default_outcome.as_ref().map(|d| d.value),
+            Some(DefaultOutcome::Allow)
+        );
         if !policy.rules.is_empty() && allow_by_default {
             return (Effect::Allow, DEFAULT_ALLOW.to_string(), None);
         }
@@ -54,7 +58,12 @@ pub fn evaluate(set: &PolicySet, call: &Call<'_>) -> (Effect, String, Option<Str
 
 /// A rule matches when every part that is present holds.
 pub fn rule_matches(rule: &Rule, call: &Call<'_>) -> bool {
-    if !rule.tools.is_empty() && !rule.tools.iter().any(|p| kvlar_glob_matches(&p.value, call.tool)) {
+    if !rule.tools.is_empty()
+        && !rule
+            .tools
+            .iter()
+            .any(|p| kvlar_glob_matches(&p.value, call.tool))
+    {
         return false;
     }
     if let Some(m) = &rule.match_on {
@@ -243,7 +252,9 @@ fn condition_holds(c: &Condition, call: &Call<'_>) -> bool {
         KvOp::LessThan => matches!((f.as_f64(), want.as_f64()), (Some(a), Some(b)) if a < b),
         KvOp::In => want.as_array().is_some_and(|items| items.contains(&f)),
         KvOp::InDomain => kvlar_in_domain(&kvlar_extract_hostname(fs), want).unwrap_or(false),
-        KvOp::NotInDomain => kvlar_in_domain(&kvlar_extract_hostname(fs), want).is_none_or(|hit| !hit),
+        KvOp::NotInDomain => {
+            kvlar_in_domain(&kvlar_extract_hostname(fs), want).is_none_or(|hit| !hit)
+        }
         KvOp::Exists | KvOp::NotExists | KvOp::NotIn => unreachable!("handled above"),
     }
 }
@@ -300,11 +311,21 @@ fn eval(e: &Expr, call: &Call<'_>, scope: &mut Vec<(String, Value)>) -> Val {
             Some(cur)
         }
         ExprKind::Not(inner) => boolean(!truthy(&eval(inner, call, scope))),
-        ExprKind::And(a, b) => boolean(truthy(&eval(a, call, scope)) && truthy(&eval(b, call, scope))),
-        ExprKind::Or(a, b) => boolean(truthy(&eval(a, call, scope)) || truthy(&eval(b, call, scope))),
+        ExprKind::And(a, b) => {
+            boolean(truthy(&eval(a, call, scope)) && truthy(&eval(b, call, scope)))
+        }
+        ExprKind::Or(a, b) => {
+            boolean(truthy(&eval(a, call, scope)) || truthy(&eval(b, call, scope)))
+        }
         ExprKind::Binary { op, lhs, rhs, .. } => boolean(binary(*op, lhs, rhs, call, scope)),
         ExprKind::Call { name, args, .. } => function(name, args, call, scope),
-        ExprKind::Quant { kind, var, over, body, .. } => {
+        ExprKind::Quant {
+            kind,
+            var,
+            over,
+            body,
+            ..
+        } => {
             let Some(Value::Array(items)) = eval(over, call, scope) else {
                 return boolean(false);
             };
@@ -415,7 +436,11 @@ fn under(path: &str, dir: &str) -> bool {
 
 /// Numbers by value: integers exactly, anything involving a float as `f64`.
 fn num_cmp(a: &Number, b: &Number) -> Option<Ordering> {
-    let int = |n: &Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+    let int = |n: &Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
     match (int(a), int(b)) {
         (Some(x), Some(y)) => Some(x.cmp(&y)),
         _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
@@ -433,7 +458,9 @@ pub fn value_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| value_eq(p, q))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| value_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| value_eq(v, w)))
         }
         _ => false,
     }
@@ -469,7 +496,13 @@ fn membership(a: &Value, b: &Value) -> Option<bool> {
     }
 }
 
-fn binary(op: BinOp, lhs: &Expr, rhs: &Expr, call: &Call<'_>, scope: &mut Vec<(String, Value)>) -> bool {
+fn binary(
+    op: BinOp,
+    lhs: &Expr,
+    rhs: &Expr,
+    call: &Call<'_>,
+    scope: &mut Vec<(String, Value)>,
+) -> bool {
     let Some(a) = eval(lhs, call, scope) else {
         return false;
     };
@@ -546,7 +579,10 @@ mod tests {
 
     #[test]
     fn host_cases() {
-        assert_eq!(url_host("https://User@Example.COM:8080/x").as_deref(), Some("example.com"));
+        assert_eq!(
+            url_host("https://User@Example.COM:8080/x").as_deref(),
+            Some("example.com")
+        );
         assert_eq!(url_host("http://[::1]:8080/").as_deref(), Some("::1"));
         assert_eq!(url_host("example.com.").as_deref(), Some("example.com"));
         assert_eq!(url_host("Example.com/path").as_deref(), Some("example.com"));
@@ -559,15 +595,24 @@ mod tests {
         assert!(!kvlar_glob_matches("read_*", "xread_file"));
         assert!(kvlar_glob_matches("[!a]b", "cb"));
         assert!(!kvlar_glob_matches("[!a]b", "ab"));
-        assert!(kvlar_glob_matches("a[b", "a[b"), "unterminated class is literal");
+        assert!(
+            kvlar_glob_matches("a[b", "a[b"),
+            "unterminated class is literal"
+        );
         assert!(kvlar_glob_matches("a.b?", "a.bc"));
         assert!(!kvlar_glob_matches("a.b?", "axbc"));
-        assert!(!kvlar_glob_matches("*", "a\nb"), "`*` does not cross newlines");
+        assert!(
+            !kvlar_glob_matches("*", "a\nb"),
+            "`*` does not cross newlines"
+        );
     }
 
     #[test]
     fn kvlar_hostname_corners() {
-        assert_eq!(kvlar_extract_hostname("https://user@Host.com:1/x"), "user@host.com");
+        assert_eq!(
+            kvlar_extract_hostname("https://user@Host.com:1/x"),
+            "user@host.com"
+        );
         assert_eq!(kvlar_extract_hostname("http://[::1]:8080/"), "::1");
         assert_eq!(kvlar_extract_hostname("a.com?q=/x"), "a.com?q=");
     }

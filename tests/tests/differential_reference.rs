@@ -1,0 +1,770 @@
+//! Differential test: native policies (`tools:` + `when:` expressions) run
+//! by the VM must decide exactly like the reference interpreter
+//! (`kvlar_tests::reference`), which is also checked against the published
+//! `kvlar-core` on Kvlar-format policies.
+//!
+//! Expressions are generated as a small AST and printed to source by the
+//! printer below (written independently of `kvlar-grammar`'s printer).
+//!
+//! `KVLAR_REF_CASES` sets the number of native policy sets,
+//! `KVLAR_REF_KVLAR_CASES` the number of Kvlar policy sets checked against
+//! kvlar-core, `KVLAR_DIFF_SEED` the seed.
+#![forbid(unsafe_code)]
+
+mod common;
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use common::*;
+use kvlar_grammar::ast::BinOp;
+use kvlar_tests::reference;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::TestCaseError;
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------
+// The generated expression AST.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Lit {
+    Str(&'static str, bool),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+#[derive(Debug, Clone)]
+enum Root {
+    Tool,
+    Agent,
+    Action,
+    Args,
+    /// The n-th enclosing quantifier variable (innermost first), or `args`
+    /// when there is none.
+    Var(u8),
+}
+
+#[derive(Debug, Clone)]
+enum Seg {
+    /// Key; `true` prints it in bracket form.
+    Key(&'static str, bool),
+    Index(u8),
+}
+
+#[derive(Debug, Clone)]
+enum Val {
+    Lit(Lit),
+    List(Vec<Lit>),
+    Path(Root, Vec<Seg>),
+    Func(&'static str, Box<Val>),
+}
+
+#[derive(Debug, Clone)]
+enum Cond {
+    Bin(BinOp, Val, Val),
+    Regex(bool, Val, usize),
+    Glob(Val, &'static str),
+    Exists(Val),
+    Bare(Val),
+    /// `true` spells it `not`.
+    Not(Box<Cond>, bool),
+    And(Box<Cond>, Box<Cond>, bool),
+    Or(Box<Cond>, Box<Cond>, bool),
+    /// `true` = any.
+    Quant(bool, Val, Box<Cond>),
+}
+
+const KEYS: &[&str] = &[
+    "command", "path", "paths", "url", "n", "opts", "a", "a.b", "list", "flag", "nul", "b", "mode",
+    "x", "b.c", "in", "zz",
+];
+const STR_LITS: &[&str] = &[
+    "",
+    "ls",
+    "rm -rf /",
+    "ro",
+    "/etc",
+    "/etc/",
+    "/srv/app",
+    "/",
+    "..",
+    "relative",
+    "example.com",
+    "EXAMPLE.com",
+    "1",
+    "a",
+    "b",
+    "bash",
+    "mcp-agent",
+    "tool_call",
+    "é",
+    "ß",
+    "SS",
+    "quote\"d 'single'",
+    "back\\slash",
+    "x\ny\t\r\0",
+    "😀",
+];
+/// Valid regexes with flags.
+const REGEXES: &[(&str, &str)] = &[
+    ("rm\\s+-rf", ""),
+    ("^ls", "i"),
+    ("drop", "i"),
+    ("^/etc", ""),
+    ("x.y", "s"),
+    ("^y$", "m"),
+    ("\\d+", ""),
+    ("/", ""),
+    ("^$", ""),
+    ("é", "i"),
+    ("[a-z]+\\.com$", ""),
+    ("^(?:a|b)", "ims"),
+    ("SS", "i"),
+];
+const GLOBS: &[&str] = &[
+    "*.txt",
+    "/etc/**",
+    "/etc/*",
+    "/home/*/.ssh/*",
+    "**/.env",
+    "/srv/{app,data}/*",
+    "?",
+    "[a-c]*",
+    "[!a]*",
+    "rm*",
+    "**",
+    "*",
+    "/*",
+    "*/x",
+];
+const FUNCS: &[&str] = &["len", "lower", "upper", "host", "normpath"];
+
+fn lit() -> BoxedStrategy<Lit> {
+    prop_oneof![
+        6 => (select(STR_LITS), any::<bool>()).prop_map(|(s, single)| Lit::Str(s, single)),
+        2 => select(PATHS).prop_map(|s| Lit::Str(s, false)),
+        1 => select(URLS).prop_map(|s| Lit::Str(s, false)),
+        3 => select(vec![0i64, 1, -1, 2, 3, 5, 443, 1000]).prop_map(Lit::Int),
+        2 => select(vec![0.0f64, 1.0, -0.0, 2.5, 1e3, 0.1, 1e20]).prop_map(Lit::Float),
+        1 => any::<bool>().prop_map(Lit::Bool),
+        1 => Just(Lit::Null),
+    ]
+    .boxed()
+}
+
+fn path() -> BoxedStrategy<Val> {
+    let seg = prop_oneof![
+        4 => (select(KEYS), prop::bool::weighted(0.2)).prop_map(|(k, b)| Seg::Key(k, b)),
+        1 => (0u8..3).prop_map(Seg::Index),
+    ];
+    prop_oneof![
+        1 => Just(Val::Path(Root::Tool, vec![])),
+        1 => Just(Val::Path(Root::Agent, vec![])),
+        1 => Just(Val::Path(Root::Action, vec![])),
+        8 => prop::collection::vec(seg.clone(), 0..3).prop_map(|s| Val::Path(Root::Args, s)),
+        4 => (0u8..2, prop::collection::vec(seg, 0..2)).prop_map(|(v, s)| Val::Path(Root::Var(v), s)),
+    ]
+    .boxed()
+}
+
+fn value() -> BoxedStrategy<Val> {
+    let base = prop_oneof![
+        3 => lit().prop_map(Val::Lit),
+        1 => prop::collection::vec(lit(), 0..4).prop_map(Val::List),
+        5 => path(),
+    ];
+    base.prop_recursive(2, 4, 1, |inner| {
+        prop_oneof![
+            3 => inner.clone(),
+            1 => (select(FUNCS), inner).prop_map(|(f, v)| Val::Func(f, Box::new(v))),
+        ]
+    })
+    .boxed()
+}
+
+const BINOPS: &[BinOp] = &[
+    BinOp::Eq,
+    BinOp::Ne,
+    BinOp::Lt,
+    BinOp::Le,
+    BinOp::Gt,
+    BinOp::Ge,
+    BinOp::In,
+    BinOp::NotIn,
+    BinOp::Contains,
+    BinOp::StartsWith,
+    BinOp::EndsWith,
+    BinOp::Under,
+];
+
+fn test_cond() -> BoxedStrategy<Cond> {
+    prop_oneof![
+        8 => (select(BINOPS), value(), value()).prop_map(|(op, a, b)| Cond::Bin(op, a, b)),
+        2 => (any::<bool>(), value(), 0..REGEXES.len()).prop_map(|(n, a, r)| Cond::Regex(n, a, r)),
+        1 => (value(), select(GLOBS)).prop_map(|(a, g)| Cond::Glob(a, g)),
+        1 => (value(), select(PATHS)).prop_map(|(a, d)| Cond::Bin(BinOp::Under, a, Val::Lit(Lit::Str(d, false)))),
+        1 => path().prop_map(Cond::Exists),
+        1 => value().prop_map(Cond::Bare),
+    ]
+    .boxed()
+}
+
+fn cond() -> BoxedStrategy<Cond> {
+    test_cond()
+        .prop_recursive(4, 16, 2, |inner| {
+            prop_oneof![
+                2 => (inner.clone(), any::<bool>()).prop_map(|(c, kw)| Cond::Not(Box::new(c), kw)),
+                3 => (inner.clone(), inner.clone(), any::<bool>()).prop_map(|(a, b, kw)| Cond::And(Box::new(a), Box::new(b), kw)),
+                3 => (inner.clone(), inner.clone(), any::<bool>()).prop_map(|(a, b, kw)| Cond::Or(Box::new(a), Box::new(b), kw)),
+                2 => (any::<bool>(), prop_oneof![3 => path(), 1 => prop::collection::vec(lit(), 0..4).prop_map(Val::List)], inner)
+                    .prop_map(|(any, over, body)| Cond::Quant(any, over, Box::new(body))),
+            ]
+        })
+        .boxed()
+}
+
+// ---------------------------------------------------------------------------
+// Printer.
+// ---------------------------------------------------------------------------
+
+fn print_str(out: &mut String, s: &str, single: bool) {
+    let quote = if single { '\'' } else { '"' };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) > 0xffff => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+fn print_lit(out: &mut String, l: &Lit) {
+    match l {
+        Lit::Str(s, single) => print_str(out, s, *single),
+        Lit::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Lit::Float(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        Lit::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Lit::Null => out.push_str("null"),
+    }
+}
+
+fn is_ident(k: &str) -> bool {
+    let reserved = [
+        "in",
+        "not",
+        "and",
+        "or",
+        "contains",
+        "startswith",
+        "endswith",
+        "glob",
+        "under",
+        "true",
+        "false",
+        "null",
+    ];
+    !reserved.contains(&k)
+        && k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn print_val(out: &mut String, v: &Val, depth: usize) {
+    match v {
+        Val::Lit(l) => print_lit(out, l),
+        Val::List(items) => {
+            out.push('[');
+            for (i, l) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                print_lit(out, l);
+            }
+            out.push(']');
+        }
+        Val::Path(root, segs) => {
+            match root {
+                Root::Tool => out.push_str("tool"),
+                Root::Agent => out.push_str("agent"),
+                Root::Action => out.push_str("action"),
+                Root::Args => out.push_str("args"),
+                Root::Var(n) if depth > 0 => {
+                    let _ = write!(out, "v{}", depth - 1 - (*n as usize % depth));
+                }
+                Root::Var(_) => out.push_str("args"),
+            }
+            if matches!(root, Root::Tool | Root::Agent | Root::Action) {
+                return;
+            }
+            for s in segs {
+                match s {
+                    Seg::Key(k, bracket) if *bracket || !is_ident(k) => {
+                        out.push('[');
+                        print_str(out, k, false);
+                        out.push(']');
+                    }
+                    Seg::Key(k, _) => {
+                        out.push('.');
+                        out.push_str(k);
+                    }
+                    Seg::Index(i) => {
+                        let _ = write!(out, "[{i}]");
+                    }
+                }
+            }
+        }
+        Val::Func(name, arg) => {
+            out.push_str(name);
+            out.push('(');
+            print_val(out, arg, depth);
+            out.push(')');
+        }
+    }
+}
+
+/// Precedence: 1 `||`, 2 `&&`, 3 `!`, 4 tests and atoms.
+fn prec(c: &Cond) -> u8 {
+    match c {
+        Cond::Or(..) => 1,
+        Cond::And(..) => 2,
+        Cond::Not(..) => 3,
+        _ => 4,
+    }
+}
+
+fn print_cond(out: &mut String, c: &Cond, depth: usize) {
+    let child = |out: &mut String, c: &Cond, min: u8| {
+        if prec(c) < min {
+            out.push('(');
+            print_cond(out, c, depth);
+            out.push(')');
+        } else {
+            print_cond(out, c, depth);
+        }
+    };
+    match c {
+        Cond::Bin(op, a, b) => {
+            print_val(out, a, depth);
+            let _ = write!(out, " {} ", op.as_str());
+            print_val(out, b, depth);
+        }
+        Cond::Regex(neg, a, r) => {
+            print_val(out, a, depth);
+            let (pat, flags) = REGEXES[*r];
+            let _ = write!(
+                out,
+                " {} /{}/{flags}",
+                if *neg { "!~" } else { "=~" },
+                pat.replace('/', "\\/")
+            );
+        }
+        Cond::Glob(a, g) => {
+            print_val(out, a, depth);
+            out.push_str(" glob ");
+            print_str(out, g, false);
+        }
+        Cond::Exists(p) => {
+            out.push_str("exists(");
+            print_val(out, p, depth);
+            out.push(')');
+        }
+        Cond::Bare(v) => print_val(out, v, depth),
+        Cond::Not(inner, kw) => {
+            out.push_str(if *kw { "not " } else { "!" });
+            child(out, inner, 3);
+        }
+        Cond::And(a, b, kw) => {
+            child(out, a, 2);
+            out.push_str(if *kw { " and " } else { " && " });
+            child(out, b, 3);
+        }
+        Cond::Or(a, b, kw) => {
+            child(out, a, 1);
+            out.push_str(if *kw { " or " } else { " || " });
+            child(out, b, 2);
+        }
+        Cond::Quant(any, over, body) => {
+            let _ = write!(out, "{}(v{depth} in ", if *any { "any" } else { "all" });
+            print_val(out, over, depth);
+            out.push_str(": ");
+            print_cond(out, body, depth + 1);
+            out.push(')');
+        }
+    }
+}
+
+fn print_expr(c: &Cond) -> String {
+    let mut s = String::new();
+    print_cond(&mut s, c, 0);
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Native policies.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct NativeRule {
+    tools: Option<Vec<&'static str>>,
+    when: Option<Cond>,
+    /// A Kvlar criterion mixed in (resources + one condition) in some rules.
+    match_on: Option<(Vec<&'static str>, &'static str, &'static str, Value)>,
+    effect: u8,
+    kvlar_effect_form: bool,
+}
+
+#[derive(Debug, Clone)]
+struct NativePolicy {
+    default_allow: Option<bool>,
+    rules: Vec<NativeRule>,
+}
+
+fn native_rule() -> BoxedStrategy<NativeRule> {
+    (
+        prop_oneof![2 => Just(None), 1 => prop::collection::vec(prop_oneof![select(TOOL_GLOBS), select(TOOLS)], 1..3).prop_map(Some)],
+        prop_oneof![1 => Just(None), 6 => cond().prop_map(Some)],
+        prop_oneof![
+            6 => Just(None),
+            1 => (
+                prop::collection::vec(select(TOOL_GLOBS), 0..2),
+                select(&["path", "n", "opts.mode", "a.b", "url"][..]),
+                select(&["eq", "neq", "contains", "starts_with", "in", "not_in", "matches", "in_domain"][..]),
+                scalar(),
+            )
+                .prop_map(|(r, f, op, v)| {
+                    let v = if op == "matches" { Value::String("^/e".into()) } else { v };
+                    Some((r, f, op, v))
+                }),
+        ],
+        0u8..3,
+        any::<bool>(),
+    )
+        .prop_map(|(tools, when, match_on, effect, kvlar_effect_form)| NativeRule {
+            tools,
+            when,
+            match_on,
+            effect,
+            kvlar_effect_form,
+        })
+        .boxed()
+}
+
+fn native_policy() -> BoxedStrategy<NativePolicy> {
+    (
+        prop_oneof![2 => Just(None), 1 => any::<bool>().prop_map(Some)],
+        prop::collection::vec(native_rule(), 0..=8),
+    )
+        .prop_map(|(default_allow, rules)| NativePolicy {
+            default_allow,
+            rules,
+        })
+        .boxed()
+}
+
+fn render_native(index: usize, p: &NativePolicy) -> String {
+    let mut y = format!("name: native-{index}\ndescription: generated\nversion: \"1\"\n");
+    if let Some(allow) = p.default_allow {
+        let _ = writeln!(
+            y,
+            "default_outcome: {}",
+            if allow { "allow" } else { "deny" }
+        );
+    }
+    if p.rules.is_empty() {
+        y.push_str("rules: []\n");
+        return y;
+    }
+    y.push_str("rules:\n");
+    for (j, r) in p.rules.iter().enumerate() {
+        let _ = writeln!(y, "  - id: n{index}-r{j}");
+        if let Some(tools) = &r.tools {
+            let _ = writeln!(y, "    tools: {}", flow(&serde_json::json!(tools)));
+        }
+        if let Some((resources, field, op, value)) = &r.match_on {
+            let m = serde_json::json!({
+                "resources": resources,
+                "conditions": [{"field": field, "operator": op, "value": value}],
+            });
+            let _ = writeln!(y, "    match_on: {}", flow(&m));
+        }
+        if let Some(when) = &r.when {
+            let _ = writeln!(y, "    when: |-\n      {}", print_expr(when));
+        }
+        let (kind, reason) = match r.effect {
+            0 => ("allow", None),
+            1 => ("deny", Some(format!("denied by n{index}-r{j}"))),
+            _ => ("require_approval", Some(format!("ask about n{index}-r{j}"))),
+        };
+        match (r.kvlar_effect_form, reason) {
+            (true, None) => y.push_str("    effect: {type: allow}\n"),
+            (true, Some(reason)) => {
+                let _ = writeln!(y, "    effect: {{type: {kind}, reason: {}}}", q(&reason));
+            }
+            (false, None) => y.push_str("    effect: allow\n"),
+            (false, Some(reason)) => {
+                let _ = writeln!(y, "    effect: {kind}\n    reason: {}", q(&reason));
+            }
+        }
+    }
+    y
+}
+
+fn native_call() -> BoxedStrategy<GenCall> {
+    let args = prop_oneof![
+        20 => args_object(),
+        1 => json_value(),
+    ];
+    (gen_call(), args)
+        .prop_map(|(mut c, args)| {
+            c.args = args;
+            c
+        })
+        .boxed()
+}
+
+fn compile(
+    prefix: &str,
+    yamls: &[String],
+) -> Result<kvlar_compiler::Compiled, kvlar_compiler::Failure> {
+    let named: Vec<(String, &str)> = yamls
+        .iter()
+        .enumerate()
+        .map(|(i, y)| (format!("{prefix}-{i}.yaml"), y.as_str()))
+        .collect();
+    let refs: Vec<(&str, &str)> = named.iter().map(|(n, y)| (n.as_str(), *y)).collect();
+    kvlar_compiler::compile_strs(&refs)
+}
+
+#[test]
+fn vm_agrees_with_reference_on_native_policies() {
+    let start = Instant::now();
+    let evaluations = Cell::new(0usize);
+    let decided = Cell::new(0usize);
+    let sets = Cell::new(0usize);
+    let rejected = Cell::new(0usize);
+    let first_rejection = std::cell::RefCell::new(None::<String>);
+    let strategy = (
+        prop::collection::vec(native_policy(), 1..=3),
+        prop::collection::vec(native_call(), 50),
+    );
+    let mut runner = runner("KVLAR_REF_CASES", 1100);
+    let result = runner.run(&strategy, |(policies, calls)| {
+        sets.set(sets.get() + 1);
+        let yamls: Vec<String> = policies.iter().enumerate().map(|(i, p)| render_native(i, p)).collect();
+        let compiled = match compile("native", &yamls) {
+            Ok(c) => c,
+            Err(f) => {
+                rejected.set(rejected.get() + 1);
+                first_rejection
+                    .borrow_mut()
+                    .get_or_insert_with(|| format!("{f:?}\n{}", yamls.join("---\n")));
+                return Ok(());
+            }
+        };
+        for c in &calls {
+            let call = c.call();
+            let ours = Outcome::from_vm(compiled.program.evaluate(&call));
+            let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
+            evaluations.set(evaluations.get() + 1);
+            if !reference.rule.starts_with('_') {
+                decided.set(decided.get() + 1);
+            }
+            if ours != reference {
+                return Err(TestCaseError::fail(format!(
+                    "VM and reference disagree\ncall: {c:?}\nreference: {reference:?}\nVM:        {ours:?}\npolicies:\n{}",
+                    yamls.join("---\n")
+                )));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    println!(
+        "native: {} policy sets ({} rejected by the compiler), {} evaluations ({} decided by a rule), {:.1?}",
+        sets.get(),
+        rejected.get(),
+        evaluations.get(),
+        decided.get(),
+        start.elapsed()
+    );
+    // Every generated policy is well-formed: the compiler must accept it.
+    if let Some(first) = first_rejection.into_inner() {
+        panic!(
+            "the compiler rejected {} generated policy sets; first:\n{first}",
+            rejected.get()
+        );
+    }
+    assert!(decided.get() * 5 > evaluations.get(), "generator too weak");
+}
+
+#[test]
+fn reference_agrees_with_kvlar_core() {
+    let start = Instant::now();
+    for (ver, var) in [
+        (Ver::V03, "KVLAR_REF_KVLAR_CASES_03"),
+        (Ver::V04, "KVLAR_REF_KVLAR_CASES_04"),
+    ] {
+        let evaluations = Cell::new(0usize);
+        let mut runner = runner(var, 120);
+        let result = runner.run(&common::kvgen::case(ver), |(yamls, calls)| {
+            let Ok(published) = Published::load(ver, &yamls.iter().map(String::as_str).collect::<Vec<_>>()) else {
+                return Ok(());
+            };
+            let compiled = compile("kvlar", &yamls)
+                .map_err(|f| TestCaseError::fail(format!("compile: {f:?}\n{}", yamls.join("---\n"))))?;
+            for c in &calls {
+                let call = c.call();
+                let theirs = published.evaluate(&call);
+                let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
+                evaluations.set(evaluations.get() + 1);
+                if !agree(&theirs, &reference) {
+                    return Err(TestCaseError::fail(format!(
+                        "reference disagrees with kvlar-core {ver:?}\ncall: {c:?}\nkvlar-core: {theirs:?}\nreference:  {reference:?}\npolicies:\n{}",
+                        yamls.join("---\n")
+                    )));
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        println!(
+            "reference vs kvlar-core {ver:?}: {} evaluations",
+            evaluations.get()
+        );
+    }
+    println!("reference vs kvlar-core: {:.1?}", start.elapsed());
+}
+
+/// The printer's output parses back to the expression it printed (checked
+/// through evaluation: a few fixed expressions with known answers).
+#[test]
+fn hand_written_native_cases() {
+    let yaml = r#"name: native
+description: hand-written corners
+version: "1"
+rules:
+  - id: ne-missing
+    when: args.mode != "ro"
+    effect: deny
+    reason: "ne"
+  - id: not-eq
+    tools: [t2]
+    when: '!(args.mode == "ro")'
+    effect: deny
+    reason: "not eq"
+  - id: any-under
+    tools: [t3]
+    when: 'any(p in args.paths: p under "/etc")'
+    effect: deny
+    reason: "under etc"
+  - id: all-empty
+    tools: [t4]
+    when: 'all(p in args.paths: p == 1)'
+    effect: allow
+  - id: host
+    tools: [t5]
+    when: 'host(args.url) == "example.com"'
+    effect: allow
+  - id: num
+    tools: [t6]
+    when: 'args.n == 1 && args.n >= 1.0 && len(args.s) == 2'
+    effect: allow
+"#;
+    let compiled =
+        kvlar_compiler::compile_str("native.yaml", yaml).unwrap_or_else(|f| panic!("{f:?}"));
+    let cases: &[(&str, Value, &str)] = &[
+        ("t", serde_json::json!({"mode": "rw"}), "ne-missing"),
+        ("t", serde_json::json!({"mode": 5}), "ne-missing"),
+        ("t", serde_json::json!({}), "_default_deny"),
+        ("t2", serde_json::json!({}), "not-eq"),
+        ("t2", serde_json::json!({"mode": "ro"}), "_default_deny"),
+        (
+            "t3",
+            serde_json::json!({"paths": ["/srv", "/srv/../etc/x"]}),
+            "any-under",
+        ),
+        (
+            "t3",
+            serde_json::json!({"paths": ["/etcetera"]}),
+            "_default_deny",
+        ),
+        ("t4", serde_json::json!({"paths": []}), "all-empty"),
+        ("t4", serde_json::json!({"paths": "x"}), "_default_deny"),
+        ("t4", serde_json::json!({}), "_default_deny"),
+        (
+            "t5",
+            serde_json::json!({"url": "https://user:pw@EXAMPLE.com.:8443/x"}),
+            "host",
+        ),
+        ("t5", serde_json::json!({"url": "example.com/x"}), "host"),
+        ("t5", serde_json::json!({"url": 5}), "_default_deny"),
+        ("t6", serde_json::json!({"n": 1.0, "s": "é!"}), "num"),
+        (
+            "t6",
+            serde_json::json!({"n": "1", "s": "ab"}),
+            "_default_deny",
+        ),
+    ];
+    for (tool, args, want) in cases {
+        let call = kvlar_vm::Call::mcp(tool, args);
+        let ours = Outcome::from_vm(compiled.program.evaluate(&call));
+        let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
+        assert_eq!(reference.rule, *want, "reference on {tool} {args}");
+        assert_eq!(ours, reference, "VM on {tool} {args}");
+    }
+}
+
+/// Printing sanity: precedence is respected by the printer.
+#[test]
+fn printer_parenthesises_by_precedence() {
+    let a = Cond::Bare(Val::Path(Root::Args, vec![Seg::Key("flag", false)]));
+    let b = Cond::Exists(Val::Path(Root::Args, vec![Seg::Key("a.b", false)]));
+    let or = Cond::Or(Box::new(a.clone()), Box::new(b.clone()), false);
+    let and = Cond::And(
+        Box::new(or.clone()),
+        Box::new(Cond::Not(Box::new(or), true)),
+        true,
+    );
+    assert_eq!(
+        print_expr(&and),
+        r#"(args.flag || exists(args["a.b"])) and not (args.flag || exists(args["a.b"]))"#
+    );
+    let q = Cond::Quant(
+        true,
+        Val::Path(Root::Args, vec![Seg::Key("paths", false)]),
+        Box::new(Cond::Bin(
+            BinOp::Under,
+            Val::Path(Root::Var(0), vec![]),
+            Val::Lit(Lit::Str("/etc", false)),
+        )),
+    );
+    assert_eq!(print_expr(&q), r#"any(v0 in args.paths: v0 under "/etc")"#);
+}
