@@ -118,7 +118,8 @@ impl Lower<'_> {
 
     fn text(&self, span: Span) -> String {
         let text = &self.sources.get(span.file).text;
-        text.get(span.start..span.end).unwrap_or("").to_string()
+        let raw = text.get(span.start..span.end).unwrap_or("");
+        raw.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     fn rule(&mut self, r: &ast::Rule) -> Rule {

@@ -4,7 +4,8 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::input;
 use crate::policy_load;
@@ -26,21 +27,43 @@ pub struct Args {
     pub calls: PathBuf,
 }
 
+/// One output line: `{"decision", "rule", "reason"}`, in that order.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Out<'a> {
+    pub decision: &'a str,
+    pub rule: &'a str,
+    pub reason: Option<String>,
+}
+
+fn invalid(lineno: usize, why: &str) -> Out<'static> {
+    Out {
+        decision: "deny",
+        rule: INVALID_INPUT,
+        reason: Some(format!("line {lineno}: {why}")),
+    }
+}
+
 /// The output line for one input line.
-pub fn decide_line(program: &kvlar_vm::Program, line: &str, lineno: usize, agent: &str) -> Value {
-    let invalid = |why: String| {
-        json!({"decision": "deny", "rule": INVALID_INPUT, "reason": format!("line {lineno}: {why}")})
-    };
+pub fn decide_line<'p>(
+    program: &'p kvlar_vm::Program,
+    line: &str,
+    lineno: usize,
+    agent: &str,
+) -> Out<'p> {
     let parsed: Value = match serde_json::from_str(line) {
         Ok(v) => v,
-        Err(e) => return invalid(format!("not valid JSON ({e})")),
+        Err(e) => return invalid(lineno, &format!("not valid JSON ({e})")),
     };
     match input::to_call(&parsed, agent) {
         Ok(call) => {
             let d = program.evaluate(&call.as_call());
-            json!({"decision": d.effect.as_str(), "rule": d.rule, "reason": d.reason})
+            Out {
+                decision: d.effect.as_str(),
+                rule: d.rule,
+                reason: d.reason.map(str::to_string),
+            }
         }
-        Err(why) => invalid(why),
+        Err(why) => invalid(lineno, &why),
     }
 }
 
@@ -53,7 +76,9 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         match std::fs::File::open(&args.calls) {
             Ok(f) => Box::new(std::io::BufReader::new(f)),
-            Err(e) => return report::fail(format!("cannot read {}: {e}", args.calls.display()), None),
+            Err(e) => {
+                return report::fail(format!("cannot read {}: {e}", args.calls.display()), None)
+            }
         }
     };
     let stdout = std::io::stdout();
@@ -70,10 +95,10 @@ pub fn run(args: Args) -> ExitCode {
         }
         let v = match std::str::from_utf8(&line) {
             Ok(_) => decide_line(&loaded.program, text, i + 1, &args.agent_id),
-            Err(_) => serde_json::json!({"decision": "deny", "rule": INVALID_INPUT,
-                "reason": format!("line {}: not valid UTF-8", i + 1)}),
+            Err(_) => invalid(i + 1, "not valid UTF-8"),
         };
-        if writeln!(out, "{v}").is_err() {
+        let text = serde_json::to_string(&v).unwrap_or_default();
+        if writeln!(out, "{text}").is_err() {
             return ExitCode::from(1);
         }
     }
