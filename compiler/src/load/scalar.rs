@@ -563,3 +563,182 @@ fn block_with_indent(
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::yaml::{self, YKind};
+    use crate::source::line_col;
+
+    /// The map and decoded value of the scalar under key `w` (top level or
+    /// in a top-level flow mapping / first list item).
+    fn scalar_of(text: &str) -> (ScalarMap, String) {
+        let (root, problems) = yaml::parse(text).expect("valid yaml");
+        assert!(problems.is_empty());
+        let node = find_w(&root).expect("key w");
+        let decoded = match &node.kind {
+            YKind::Str(s) => s.clone(),
+            _ => text[node.span.clone()].to_string(),
+        };
+        (ScalarMap::build(text, node.span.clone(), &decoded), decoded)
+    }
+
+    fn find_w(n: &yaml::YNode) -> Option<&yaml::YNode> {
+        match &n.kind {
+            YKind::Map(es) => es.iter().find_map(|(k, v)| {
+                if matches!(&k.kind, YKind::Str(s) if s == "w") {
+                    Some(v)
+                } else {
+                    find_w(v)
+                }
+            }),
+            YKind::Seq(items) => items.iter().find_map(find_w),
+            _ => None,
+        }
+    }
+
+    /// File line/column of the first occurrence of `needle` in the decoded value.
+    fn at(text: &str, needle: &str) -> (usize, usize) {
+        let (map, decoded) = scalar_of(text);
+        assert!(map.is_exact(), "{:?}", map.fallback);
+        let off = decoded.find(needle).expect("needle in decoded");
+        let r = map.range(&(off..off + needle.len()));
+        line_col(text, r.start)
+    }
+
+    fn range_text<'t>(text: &'t str, needle: &str) -> &'t str {
+        let (map, decoded) = scalar_of(text);
+        let off = decoded.find(needle).expect("needle");
+        &text[map.range(&(off..off + needle.len()))]
+    }
+
+    #[test]
+    fn plain_single_line() {
+        let t = "w: args.a == 1 && zz\n";
+        assert_eq!(at(t, "zz"), (1, 19));
+        assert_eq!(range_text(t, "== 1"), "== 1");
+    }
+
+    #[test]
+    fn plain_multi_line_folding() {
+        let t = "w: args.a == 1\n  && zz\n\n  yy\nother: 1\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "args.a == 1 && zz\nyy");
+        assert_eq!(at(t, "&&"), (2, 3));
+        assert_eq!(at(t, "zz"), (2, 6));
+        assert_eq!(at(t, "yy"), (4, 3));
+        // The folded space is the line break at the end of line 1.
+        assert_eq!(at(t, " &&"), (1, 15));
+    }
+
+    #[test]
+    fn plain_value_on_next_line() {
+        let t = "rules:\n  - w:\n      args.a\n      && zz\n";
+        assert_eq!(at(t, "zz"), (4, 10));
+    }
+
+    #[test]
+    fn single_quoted_with_escape_and_folding() {
+        let t = "w: 'args.a == ''x'' &&\n   zz'\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "args.a == 'x' && zz");
+        assert_eq!(at(t, "'x'"), (1, 15));
+        assert_eq!(range_text(t, "'x'"), "''x''");
+        assert_eq!(at(t, "zz"), (2, 4));
+    }
+
+    #[test]
+    fn double_quoted_escapes() {
+        let t = "w: \"args.a == \\\"x\\\" && \\u00e9\\x41\\t zz\"\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "args.a == \"x\" && éA\t zz");
+        assert_eq!(at(t, "\"x\""), (1, 15));
+        assert_eq!(range_text(t, "\"x\""), "\\\"x\\\"");
+        assert_eq!(range_text(t, "é"), "\\u00e9");
+        assert_eq!(at(t, "zz"), (1, 37));
+    }
+
+    #[test]
+    fn double_quoted_line_breaks() {
+        // Escaped line break (no space), then a folded one, then an empty line.
+        let t = "w: \"args.a ==\\\n     1 &&\n   zz\n\n   yy\"\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "args.a ==1 && zz\nyy");
+        assert_eq!(at(t, "1 &&"), (2, 6));
+        assert_eq!(at(t, "zz"), (3, 4));
+        assert_eq!(at(t, "yy"), (5, 4));
+    }
+
+    #[test]
+    fn literal_block() {
+        let t = "w: |\n  args.a == 1 &&\n  zz\nx: 1\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "args.a == 1 &&\nzz\n");
+        assert_eq!(at(t, "zz"), (3, 3));
+        assert_eq!(at(t, "\nzz"), (2, 17));
+    }
+
+    #[test]
+    fn literal_block_chomping_and_indentation_indicator() {
+        let t = "w: |2-\n    args.a\n  zz\n\nx: 1\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "  args.a\nzz");
+        assert_eq!(at(t, "args"), (2, 5));
+        assert_eq!(at(t, "zz"), (3, 3));
+        let t = "w: |+ # keep\n  a\n  zz\n\nx: 1\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "a\nzz\n\n");
+        assert_eq!(at(t, "zz"), (3, 3));
+    }
+
+    #[test]
+    fn nested_literal_block_in_list() {
+        let t = "rules:\n  - id: r\n    w: |\n      args.a == 1 &&\n        zz\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "args.a == 1 &&\n  zz\n");
+        assert_eq!(at(t, "zz"), (5, 9));
+    }
+
+    #[test]
+    fn folded_block() {
+        let t = "w: >\n  args.a == 1\n  && zz\n\n  yy\n    more\nx: 1\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "args.a == 1 && zz\nyy\n  more\n");
+        assert_eq!(at(t, "zz"), (3, 6));
+        assert_eq!(at(t, "yy"), (5, 3));
+        assert_eq!(at(t, "more"), (6, 5));
+    }
+
+    #[test]
+    fn flow_context() {
+        let t = "x: {a: 1, w: args.a == 1 && zz}\n";
+        assert_eq!(at(t, "zz"), (1, 29));
+        let t = "x: [{w: \"a\\tb zz\"}]\n";
+        assert_eq!(at(t, "zz"), (1, 15));
+    }
+
+    #[test]
+    fn crlf_line_breaks() {
+        let t = "w: |\r\n  a\r\n  zz\r\nx: 1\r\n";
+        let (_, d) = scalar_of(t);
+        assert_eq!(d, "a\nzz\n");
+        assert_eq!(at(t, "zz"), (3, 3));
+        let t = "w: a\r\n  zz\r\n";
+        assert_eq!(at(t, "zz"), (2, 3));
+    }
+
+    #[test]
+    fn mismatch_falls_back_to_start() {
+        let t = "x: 1\nw: \"abc\"\n";
+        let m = ScalarMap::build(t, 8..13, "something else");
+        assert!(!m.is_exact());
+        assert_eq!(m.offset(3), 8);
+        assert_eq!(m.range(&(2..5)), 8..8);
+    }
+
+    #[test]
+    fn non_ascii_columns_are_characters() {
+        let t = "w: \"é == ü && zz\"\n";
+        assert_eq!(at(t, "zz"), (1, 15));
+    }
+}

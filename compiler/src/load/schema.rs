@@ -509,9 +509,8 @@ impl<'a> Cx<'a> {
                     } else {
                         (
                             cx.missing_span(owner),
-                            format!(
-                                "add `reason: \"...\"` to the effect: it is shown to the agent"
-                            ),
+                            "add `reason: \"...\"` to the effect: it is shown to the agent"
+                                .to_string(),
                         )
                     };
                     cx.errors.push(CompileError::missing_key(
@@ -702,7 +701,7 @@ impl<'a> Cx<'a> {
     fn resolve_plain(&mut self, v: &str, n: &YNode) -> Option<Value> {
         match resolve_plain_scalar(v) {
             Ok(v) => Some(v),
-            Err(()) => {
+            Err(OutOfRange) => {
                 self.errors.push(CompileError::invalid_value(
                     self.sources,
                     self.span(&n.span),
@@ -757,11 +756,15 @@ impl<'a> Cx<'a> {
     }
 }
 
+/// An integer that does not fit in 64 bits (Kvlar's JSON values cannot hold it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfRange;
+
 /// Resolves a plain scalar's text the way serde_yaml 0.9 does for an untyped
 /// value (YAML 1.2 core schema): null, `true`/`false`, integers (decimal
 /// without leading zeros, `0x`, `0o`, `0b`), floats (`.inf`/`.nan` become
 /// null in JSON), otherwise a string. `Err` for an integer beyond 64 bits.
-pub fn resolve_plain_scalar(v: &str) -> Result<Value, ()> {
+pub fn resolve_plain_scalar(v: &str) -> Result<Value, OutOfRange> {
     if v.is_empty() || matches!(v, "null" | "Null" | "NULL" | "~") {
         return Ok(Value::Null);
     }
@@ -779,7 +782,7 @@ pub fn resolve_plain_scalar(v: &str) -> Result<Value, ()> {
     if parse_unsigned(v, |s, r| u128::from_str_radix(s, r).ok()).is_some()
         || parse_negative(v, |s, r| i128::from_str_radix(s, r).ok()).is_some()
     {
-        return Err(());
+        return Err(OutOfRange);
     }
     if !digits_but_not_number(v) {
         if let Some(f) = parse_f64(v) {

@@ -144,12 +144,10 @@ pub fn offset_of_line_col(text: &str, line: u64, column: u64) -> usize {
         }
     }
     let rest = &text[off..];
-    let mut col = 1u64;
-    for (i, c) in rest.char_indices() {
-        if col >= column || c == '\n' {
+    for (n, (i, c)) in rest.char_indices().enumerate() {
+        if n as u64 + 1 >= column || c == '\n' {
             return off + i;
         }
-        col += 1;
     }
     text.len()
 }
@@ -175,7 +173,7 @@ fn syntax_problem(text: &str, err: &serde_saphyr::Error) -> YamlProblem {
         _ => 0..0,
     };
     YamlProblem::Syntax {
-        label: "here".to_string(),
+        label: "the YAML parser stopped here".to_string(),
         message,
         span,
     }
@@ -412,59 +410,134 @@ impl<'de> Visitor<'de> for RawVisitor {
 mod tests {
     use super::*;
 
-    fn dump(text: &str) -> String {
-        fn walk(text: &str, n: &YNode, out: &mut String, depth: usize) {
-            let slice = text.get(n.span.clone()).unwrap_or("<bad>");
-            let kind = match &n.kind {
-                YKind::Map(_) => "map".to_string(),
-                YKind::Seq(_) => "seq".to_string(),
-                other => format!("{other:?}"),
-            };
-            out.push_str(&format!(
-                "{}{} {:?} {:?}\n",
-                "  ".repeat(depth),
-                kind,
-                n.span,
-                slice
-            ));
-            match &n.kind {
-                YKind::Map(es) => {
-                    for (k, v) in es {
-                        walk(text, k, out, depth + 1);
-                        walk(text, v, out, depth + 2);
-                    }
-                }
-                YKind::Seq(items) => {
-                    for i in items {
-                        walk(text, i, out, depth + 1);
-                    }
-                }
-                _ => {}
-            }
-        }
+    fn root(text: &str) -> Vec<(YNode, YNode)> {
         match parse(text) {
-            Ok((n, p)) => {
-                let mut s = String::new();
-                walk(text, &n, &mut s, 0);
-                s.push_str(&format!("problems: {p:?}\n"));
-                s
-            }
-            Err(e) => format!("ERR {e:?}"),
+            Ok((
+                YNode {
+                    kind: YKind::Map(es),
+                    ..
+                },
+                p,
+            )) if p.is_empty() => es,
+            other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn explore() {
-        for t in [
-            "a: 1\nb: \"x\\ny\"\nc: 'it''s'\nd: |\n  l1\n  l2\ne: >-\n  f1\n  f2\nf: plain\n  more\n",
-            "- id: x\n  v: [a, \"b\", {k: v}]\n- &an !!str tagged\n- *an\n",
-            "a: 1\na: 2\n",
-            "a: [1, 2\n",
-            "a: b: c\n",
-            "version: 1.0\nv2: 0o17\nv3: yes\nv4: ~\nv5:\nv6: 1e3\n",
-            "key: \"unterminated\n",
-        ] {
-            eprintln!("=== {t:?}\n{}", dump(t));
+    fn scalar_spans_are_tokens() {
+        let t = "a: 1\nb: \"x\\ny\"\nc: 'it''s'\nd: |\n  l1\n  l2\ne: plain\n  more\n";
+        let es = root(t);
+        let spans: Vec<&str> = es.iter().map(|(_, v)| &t[v.span.clone()]).collect();
+        assert_eq!(
+            spans,
+            [
+                "1",
+                "\"x\\ny\"",
+                "'it''s'",
+                "|\n  l1\n  l2",
+                "plain\n  more"
+            ]
+        );
+        assert_eq!(es[1].1.kind, YKind::Str("x\ny".into()));
+        assert_eq!(es[2].1.kind, YKind::Str("it's".into()));
+        assert_eq!(es[3].1.kind, YKind::Str("l1\nl2\n".into()));
+        assert_eq!(es[4].1.kind, YKind::Str("plain more".into()));
+    }
+
+    #[test]
+    fn collection_spans() {
+        let t = "x: [a, {k: v} ]\nrules:\n  - id: r\n    effect: allow\n";
+        let es = root(t);
+        assert_eq!(&t[es[0].1.span.clone()], "[a, {k: v} ]");
+        let YKind::Seq(items) = &es[1].1.kind else {
+            panic!()
+        };
+        assert_eq!(&t[items[0].span.clone()], "id: r\n    effect: allow");
+    }
+
+    #[test]
+    fn scalar_resolution_close_to_serde_yaml() {
+        let t = "a: yes\nb: 0o17\nc: 1.0\nd: ~\ne:\nf: 0755\ng: 1_000\nh: .inf\ni: true\n";
+        let kinds: Vec<YKind> = root(t).into_iter().map(|(_, v)| v.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                YKind::Str("yes".into()),
+                YKind::Int(15),
+                YKind::Float(1.0),
+                YKind::Null,
+                YKind::Null,
+                YKind::Str("0755".into()),
+                YKind::Str("1_000".into()),
+                YKind::Float(f64::INFINITY),
+                YKind::Bool(true),
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_have_both_spans() {
+        let (_, p) = parse("a: 1\nb:\n  c: 1\n  c: 2\na: 3\n").expect("parses");
+        assert_eq!(
+            p,
+            [
+                YamlProblem::DuplicateKey {
+                    key: "c".into(),
+                    span: 17..18,
+                    first: 10..11
+                },
+                YamlProblem::DuplicateKey {
+                    key: "a".into(),
+                    span: 22..23,
+                    first: 0..1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_token() {
+        let e = parse("a: [1, 2\n").unwrap_err();
+        assert_eq!(
+            e,
+            YamlProblem::Syntax {
+                message: "unclosed bracket '['".into(),
+                label: "the YAML parser stopped here".into(),
+                span: 3..4
+            }
+        );
+        let YamlProblem::Syntax { span, .. } = parse("x: 1\na: b: c\n").unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(span, 9..10);
+        let YamlProblem::Syntax { span, .. } = parse("key: \"unterminated\n").unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(span, 5..6);
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut t = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let refs: Vec<String> = (0..10).map(|_| format!("*a{}", i - 1)).collect();
+            t.push_str(&format!("a{i}: &a{i} [{}]\n", refs.join(", ")));
         }
+        let start = std::time::Instant::now();
+        let e = parse(&t).unwrap_err();
+        assert!(matches!(e, YamlProblem::Syntax { .. }), "{e:?}");
+        assert!(start.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn small_aliases_still_work() {
+        let es = root("a: &x [1, 2]\nb: *x\n");
+        assert_eq!(es[0].1.kind, es[1].1.kind);
+    }
+
+    #[test]
+    fn offset_of_line_col_counts_characters() {
+        assert_eq!(offset_of_line_col("ab\néx\n", 2, 2), 5);
+        assert_eq!(offset_of_line_col("ab", 9, 1), 2);
     }
 }
