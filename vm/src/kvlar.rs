@@ -33,9 +33,38 @@ fn param<'a>(args: &'a Value, key: &str) -> Option<&'a Value> {
 pub fn param_matches(args: &Value, key: &str, re: &Regex) -> bool {
     match param(args, key) {
         Some(Value::String(s)) => re.is_match(s),
-        Some(other) => re.is_match(&other.to_string()),
+        Some(other) => with_json_text(other, |text| re.is_match(text)),
         None => false,
     }
+}
+
+thread_local! {
+    /// Reused buffer for the compact JSON text of non-string arguments, so
+    /// that matching them allocates nothing once warm.
+    static JSON_TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with the compact JSON text of `v` (the same text as `v.to_string()`).
+fn with_json_text<R>(v: &Value, f: impl FnOnce(&str) -> R) -> R {
+    JSON_TEXT.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let text = match serde_json::to_writer(&mut *buf, v) {
+                Ok(()) => std::str::from_utf8(&buf).ok(),
+                Err(_) => None,
+            };
+            let r = match text {
+                Some(t) => f(t),
+                None => f(&v.to_string()),
+            };
+            // Do not keep a huge argument's buffer alive.
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&v.to_string()),
+    })
 }
 
 /// Kvlar's field resolution: the whole name as a top-level key first, then
