@@ -38,7 +38,11 @@ pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>
         Ok(c) => c,
         Err(e) => {
             eprintln!("[kvlar] cannot start the upstream server `{command}`: {e}");
-            return ExitCode::from(if e.kind() == io::ErrorKind::NotFound { 127 } else { 1 });
+            return ExitCode::from(if e.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                1
+            });
         }
     };
     let (Some(child_in), Some(child_out)) = (child.stdin.take(), child.stdout.take()) else {
@@ -49,8 +53,17 @@ pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>
     let (out, rx) = mpsc::channel::<Vec<u8>>(1024);
     let writer = tokio::spawn(session::writer(rx, tokio::io::stdout()));
     let pending = ctx.pending.clone();
-    let mut s2c = tokio::spawn(session::server_to_client(child_out, out.clone(), pending.clone()));
-    let mut c2s = tokio::spawn(session::client_to_server(tokio::io::stdin(), child_in, out.clone(), ctx));
+    let mut s2c = tokio::spawn(session::server_to_client(
+        child_out,
+        out.clone(),
+        pending.clone(),
+    ));
+    let mut c2s = tokio::spawn(session::client_to_server(
+        tokio::io::stdin(),
+        child_in,
+        out.clone(),
+        ctx,
+    ));
 
     let mut sigint = Signals::new(SignalKind::interrupt());
     let mut sigterm = Signals::new(SignalKind::terminate());

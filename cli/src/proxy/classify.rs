@@ -261,9 +261,9 @@ fn tool_call<'a>(
         _ => return Err(reject("params are given more than once")),
     };
     let duplicate = Cell::new(false);
-    let params = match (Strict { dup: &duplicate }).deserialize(
-        &mut serde_json::Deserializer::from_str(raw_params.get()),
-    ) {
+    let params = match (Strict { dup: &duplicate })
+        .deserialize(&mut serde_json::Deserializer::from_str(raw_params.get()))
+    {
         Ok(p) => p,
         // Already validated as JSON; this only fails on numbers out of range and the like.
         Err(_) => return Err(reject("params could not be read")),
@@ -290,7 +290,10 @@ fn tool_call<'a>(
 
 /// A JSON-RPC id we can echo: a number, a string or null.
 fn valid_id(v: &RawValue) -> bool {
-    matches!(v.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
+    matches!(
+        v.get().as_bytes().first(),
+        Some(b'"' | b'-' | b'0'..=b'9' | b'n')
+    )
 }
 
 /// Case-folds and strips whitespace, control and invisible characters: two
@@ -333,7 +336,9 @@ fn batch(items: &[&RawValue]) -> ClientLine<'static> {
         let mut line = error_line(
             id,
             INVALID_REQUEST,
-            &format!("Invalid Request: Kvlar refused this request: {why}; the batch was not forwarded"),
+            &format!(
+                "Invalid Request: Kvlar refused this request: {why}; the batch was not forwarded"
+            ),
         );
         line.pop();
         out.extend_from_slice(&line);

@@ -73,7 +73,11 @@ pub struct ConfigError {
 /// Parses a config file's text; errors are rendered diagnostics.
 pub fn parse(text: &str, name: &str) -> Result<FileConfig, String> {
     // An empty document is an empty config.
-    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Ok(FileConfig::default());
     }
     let config: FileConfig = serde_saphyr::from_str(text).map_err(|e| {
@@ -88,7 +92,10 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig, String> {
                 }),
             ),
             other => (
-                format!("invalid proxy config: {}", strip_location(&other.to_string())),
+                format!(
+                    "invalid proxy config: {}",
+                    strip_location(&other.to_string())
+                ),
                 "here".to_owned(),
                 None,
             ),
@@ -152,7 +159,11 @@ fn span_of(text: &str, loc: &Location) -> Option<SourceSpan> {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            let col_off: usize = l.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum();
+            let col_off: usize = l
+                .chars()
+                .take(col.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
             let rest = &l[col_off..];
             let len = rest.find([' ', ':', '\n']).unwrap_or(rest.len()).max(1);
             return Some((offset + col_off, len.min(text.len() - offset - col_off)).into());
@@ -167,8 +178,12 @@ pub fn resolve(args: ProxyArgs) -> Result<Settings, String> {
     let mut file = FileConfig::default();
     let mut base = PathBuf::new();
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("[kvlar] cannot read the proxy config {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "[kvlar] cannot read the proxy config {}: {e}",
+                path.display()
+            )
+        })?;
         file = parse(&text, &path.display().to_string())?;
         base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     }
@@ -182,7 +197,9 @@ pub fn resolve(args: ProxyArgs) -> Result<Settings, String> {
             .collect()
     };
     if policies.is_empty() {
-        return Err("[kvlar] no policy: give --policy FILE (or `policy_paths` in the --config file)".into());
+        return Err(
+            "[kvlar] no policy: give --policy FILE (or `policy_paths` in the --config file)".into(),
+        );
     }
     let (command, cmd_args) = match args.command.split_first() {
         Some((c, rest)) => (c.clone(), rest.to_vec()),
@@ -198,9 +215,7 @@ pub fn resolve(args: ProxyArgs) -> Result<Settings, String> {
         watch: args.watch || file.hot_reload.unwrap_or(false),
         command,
         args: cmd_args,
-        audit: args
-            .audit
-            .or_else(|| file.audit_file.map(|p| base.join(p))),
+        audit: args.audit.or_else(|| file.audit_file.map(|p| base.join(p))),
         audit_redact: args.audit_redact,
         agent: args
             .agent_id
@@ -233,7 +248,10 @@ mod tests {
     #[test]
     fn unknown_key_has_span_and_suggestion() {
         let err = parse("policy_paths: [a.yaml]\nhot_relaod: true\n", "proxy.yaml").unwrap_err();
-        assert!(err.contains("unknown key `hot_relaod` in the proxy config"), "{err}");
+        assert!(
+            err.contains("unknown key `hot_relaod` in the proxy config"),
+            "{err}"
+        );
         assert!(err.contains("proxy.yaml:2:1"), "{err}");
         assert!(err.contains("did you mean `hot_reload`?"), "{err}");
     }
@@ -290,7 +308,10 @@ mod tests {
         .unwrap();
         assert_eq!(flagged.policies, vec![PathBuf::from("q.yaml")]);
         assert_eq!(flagged.agent, "y");
-        assert_eq!((flagged.command.as_str(), flagged.args.clone()), ("other", vec!["b".to_owned()]));
+        assert_eq!(
+            (flagged.command.as_str(), flagged.args.clone()),
+            ("other", vec!["b".to_owned()])
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         let none = resolve(ProxyArgs::default()).unwrap_err();
         assert!(none.contains("no policy"), "{none}");

@@ -109,7 +109,10 @@ mod tests {
              and no approval channel is configured (rule ask-first)"
         );
         assert_eq!(v["result"]["isError"], true);
-        assert_eq!(v["result"]["_meta"]["io.kvlar/decision"]["decision"], "require_approval");
+        assert_eq!(
+            v["result"]["_meta"]["io.kvlar/decision"]["decision"],
+            "require_approval"
+        );
     }
 
     #[test]
@@ -120,6 +123,9 @@ mod tests {
             v["result"]["content"][0]["text"],
             "Kvlar denied the call to tool `x`: no reason given (rule _default_deny)"
         );
-        assert_eq!(v["result"]["_meta"]["io.kvlar/decision"]["reason"], serde_json::Value::Null);
+        assert_eq!(
+            v["result"]["_meta"]["io.kvlar/decision"]["reason"],
+            serde_json::Value::Null
+        );
     }
 }

@@ -102,7 +102,10 @@ pub fn run(args: ProxyArgs) -> ExitCode {
         audit,
         pending: Arc::new(Pending::default()),
     });
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("[kvlar] cannot start the async runtime: {e}");

@@ -96,7 +96,12 @@ impl<W: Watcher> State<W> {
         }
     }
 
-    fn run(mut self, inputs: &[PathBuf], store: &ArcSwap<Loaded>, rx: &mpsc::Receiver<notify::Result<Event>>) {
+    fn run(
+        mut self,
+        inputs: &[PathBuf],
+        store: &ArcSwap<Loaded>,
+        rx: &mpsc::Receiver<notify::Result<Event>>,
+    ) {
         while let Ok(ev) = rx.recv() {
             if !self.relevant(&ev) {
                 continue;

@@ -54,7 +54,9 @@ impl IdKey {
             b'"' => serde_json::from_str::<String>(raw).ok().map(IdKey::Str),
             b'n' if raw == "null" => Some(IdKey::Null),
             _ => {
-                let n: f64 = serde_json::from_str::<serde_json::Number>(raw).ok()?.as_f64()?;
+                let n: f64 = serde_json::from_str::<serde_json::Number>(raw)
+                    .ok()?
+                    .as_f64()?;
                 Some(IdKey::Num(if n == 0.0 { 0 } else { n.to_bits() }))
             }
         }
@@ -97,7 +99,12 @@ impl Pending {
 /// Reads the client's lines until end of input, forwarding, evaluating or
 /// answering each. Returns at the client's EOF; dropping `upstream` then
 /// closes the server's stdin.
-pub async fn client_to_server<R, W, D>(input: R, mut upstream: W, out: Out, ctx: Arc<Context<D>>) -> io::Result<()>
+pub async fn client_to_server<R, W, D>(
+    input: R,
+    mut upstream: W,
+    out: Out,
+    ctx: Arc<Context<D>>,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -119,7 +126,11 @@ where
                         "Invalid Request: the message is longer than Kvlar's limit of {} MiB; it was not forwarded",
                         MAX_LINE >> 20
                     );
-                    send(&out, classify::error_line(id, classify::INVALID_REQUEST, &msg)).await;
+                    send(
+                        &out,
+                        classify::error_line(id, classify::INVALID_REQUEST, &msg),
+                    )
+                    .await;
                 }
                 continue;
             }
@@ -169,7 +180,11 @@ async fn upstream_gone<D>(request_id: Option<&str>, ctx: &Context<D>, out: &Out)
 
 /// Decides a `tools/call`. `Some(id)`: forward the line (the request id to
 /// track); `None`: it was denied and answered.
-async fn evaluate<'l, D: Decide>(call: classify::ToolCall<'l>, ctx: &Context<D>, out: &Out) -> Option<&'l str> {
+async fn evaluate<'l, D: Decide>(
+    call: classify::ToolCall<'l>,
+    ctx: &Context<D>,
+    out: &Out,
+) -> Option<&'l str> {
     let id = call.id.get();
     let program = ctx.policy.load();
     let start = Instant::now();
@@ -213,7 +228,11 @@ async fn send(out: &Out, line: Vec<u8>) {
 
 /// Reads the server's stdout until EOF, forwarding JSON lines to the client
 /// and dropping (and logging) anything else.
-pub async fn server_to_client<R: AsyncRead + Unpin>(input: R, out: Out, pending: Arc<Pending>) -> io::Result<()> {
+pub async fn server_to_client<R: AsyncRead + Unpin>(
+    input: R,
+    out: Out,
+    pending: Arc<Pending>,
+) -> io::Result<()> {
     let mut reader = LineReader::new(input, MAX_LINE);
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
@@ -281,7 +300,13 @@ pub async fn writer<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Vec<u8>>, mut 
 /// Answers every pending request with an error saying the server exited.
 pub async fn answer_pending(pending: &Pending, out: &Out, status: &str) {
     for id in pending.drain() {
-        let msg = format!("Kvlar: the upstream MCP server exited ({status}) before answering this request");
-        send(out, classify::error_line(&id, classify::UPSTREAM_GONE, &msg)).await;
+        let msg = format!(
+            "Kvlar: the upstream MCP server exited ({status}) before answering this request"
+        );
+        send(
+            out,
+            classify::error_line(&id, classify::UPSTREAM_GONE, &msg),
+        )
+        .await;
     }
 }

@@ -82,7 +82,9 @@ fn everything_but_tools_call_is_forwarded() {
         }
     }
     match client_line(br#"{"jsonrpc":"2.0","id":12345678901234567890123,"method":"ping"}"#) {
-        ClientLine::Forward { request_id: Some(id) } => assert_eq!(id.get(), "12345678901234567890123"),
+        ClientLine::Forward {
+            request_id: Some(id),
+        } => assert_eq!(id.get(), "12345678901234567890123"),
         other => panic!("{other:?}"),
     }
 }
@@ -123,11 +125,15 @@ fn malformed_tools_calls_are_refused_with_their_id() {
         invalid("3", "params.name is missing or not a string")
     );
     assert_eq!(
-        reply(r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"x","arguments":[1]}}"#),
+        reply(
+            r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"x","arguments":[1]}}"#
+        ),
         invalid("\"a\"", "params.arguments is not an object")
     );
     assert_eq!(
-        reply(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":null}}"#),
+        reply(
+            r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":null}}"#
+        ),
         invalid("4", "params.arguments is not an object")
     );
     assert_eq!(
@@ -140,11 +146,15 @@ fn malformed_tools_calls_are_refused_with_their_id() {
     );
     let dup = "params contain duplicate keys (keys may not repeat, nor differ only by case)";
     assert_eq!(
-        reply(r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"path":"/tmp","path":"/etc"}}}"#),
+        reply(
+            r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"path":"/tmp","path":"/etc"}}}"#
+        ),
         invalid("5", dup)
     );
     assert_eq!(
-        reply(r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"a":{"b":1,"b":2}}}}"#),
+        reply(
+            r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"a":{"b":1,"b":2}}}}"#
+        ),
         invalid("5", dup)
     );
     assert_eq!(
@@ -152,7 +162,9 @@ fn malformed_tools_calls_are_refused_with_their_id() {
         invalid("5", dup)
     );
     assert_eq!(
-        reply(r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"cmd":"ls","CMD":"rm"}}}"#),
+        reply(
+            r#"{"id":5,"method":"tools/call","params":{"name":"x","arguments":{"cmd":"ls","CMD":"rm"}}}"#
+        ),
         invalid("5", dup)
     );
     assert_eq!(
@@ -161,14 +173,22 @@ fn malformed_tools_calls_are_refused_with_their_id() {
     );
     assert_eq!(
         reply(r#"{"id":6,"id":7,"method":"tools/call","params":{"name":"x"}}"#),
-        invalid("null", "the id is missing, duplicated or not a number or string")
+        invalid(
+            "null",
+            "the id is missing, duplicated or not a number or string"
+        )
     );
     assert_eq!(
         reply(r#"{"id":{"a":1},"method":"tools/call","params":{"name":"x"}}"#),
-        invalid("null", "the id is missing, duplicated or not a number or string")
+        invalid(
+            "null",
+            "the id is missing, duplicated or not a number or string"
+        )
     );
     assert_eq!(
-        reply(r#"{"id":6,"jsonrpc":"2.0","jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#),
+        reply(
+            r#"{"id":6,"jsonrpc":"2.0","jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#
+        ),
         invalid("6", "the message has duplicate keys")
     );
 }
@@ -197,7 +217,10 @@ fn tools_call_notifications_are_dropped() {
         "",
         "  \r",
     ] {
-        assert!(matches!(client_line(line.as_bytes()), ClientLine::Drop), "{line}");
+        assert!(
+            matches!(client_line(line.as_bytes()), ClientLine::Drop),
+            "{line}"
+        );
     }
 }
 
@@ -249,7 +272,9 @@ fn batches_with_tools_call_are_refused_whole() {
 fn server_lines() {
     assert_eq!(
         server_line(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
-        ServerLine::Forward { response_id: Some("7") }
+        ServerLine::Forward {
+            response_id: Some("7")
+        }
     );
     assert_eq!(
         server_line(br#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#),
@@ -259,15 +284,27 @@ fn server_lines() {
         server_line(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#),
         ServerLine::Forward { response_id: None }
     );
-    assert!(matches!(server_line(b"Starting server..."), ServerLine::Invalid(_)));
+    assert!(matches!(
+        server_line(b"Starting server..."),
+        ServerLine::Invalid(_)
+    ));
     assert!(matches!(server_line(b"\xff"), ServerLine::Invalid(_)));
 }
 
 #[test]
 fn ids_of_lines_too_long_to_read() {
-    assert_eq!(scan_id(br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"x","argu"#), Some("42"));
-    assert_eq!(scan_id(br#"{"jsonrpc":"2.0","params":{"a":[1,{"id":3}],"s":"}\""},"id":"k","x"#), Some("\"k\""));
-    assert_eq!(scan_id(br#"{"method":"tools/call","params":{"name":"x","arguments":{"id":5"#), None);
+    assert_eq!(
+        scan_id(br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"x","argu"#),
+        Some("42")
+    );
+    assert_eq!(
+        scan_id(br#"{"jsonrpc":"2.0","params":{"a":[1,{"id":3}],"s":"}\""},"id":"k","x"#),
+        Some("\"k\"")
+    );
+    assert_eq!(
+        scan_id(br#"{"method":"tools/call","params":{"name":"x","arguments":{"id":5"#),
+        None
+    );
     assert_eq!(scan_id(br#"{"id":12"#), None);
     assert_eq!(scan_id(br#"[{"id":1}"#), None);
     assert_eq!(scan_id(br#"{"id":{"a":1},"#), None);
@@ -279,7 +316,10 @@ fn id_keys_match_as_a_javascript_peer_echoes_them() {
     assert_eq!(IdKey::of("0"), IdKey::of("-0"));
     assert_eq!(IdKey::of("\"a\""), IdKey::of("\"\\u0061\""));
     assert_ne!(IdKey::of("1"), IdKey::of("\"1\""));
-    assert_eq!(IdKey::of("12345678901234567890"), IdKey::of("12345678901234567000"));
+    assert_eq!(
+        IdKey::of("12345678901234567890"),
+        IdKey::of("12345678901234567000")
+    );
 }
 
 fn context(pending: Arc<Pending>) -> Arc<Context<Rules>> {
@@ -352,9 +392,14 @@ async fn client_to_server_forwards_bytes_and_answers_denials() {
 async fn oversized_lines_are_dropped_and_answered() {
     let mut input = b"{\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"m\":\"".to_vec();
     input.extend(std::iter::repeat_n(b'a', super::lines::MAX_LINE + 10));
-    input.extend_from_slice(b"\"}}}\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+    input.extend_from_slice(
+        b"\"}}}\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n",
+    );
     let (forwarded, answered) = pump(&input, Arc::new(Pending::default())).await;
-    assert_eq!(forwarded, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+    assert_eq!(
+        forwarded,
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n"
+    );
     assert_eq!(
         answered,
         "{\"jsonrpc\":\"2.0\",\"id\":77,\"error\":{\"code\":-32600,\"message\":\"Invalid Request: the message is \
@@ -407,7 +452,9 @@ async fn writer_keeps_lines_whole_and_in_order() {
     let writer = tokio::spawn(session::writer(rx, client_write));
     let send = tokio::spawn(async move {
         for i in 0..100 {
-            out.send(format!("{{\"n\":{i}}}\n").into_bytes()).await.unwrap();
+            out.send(format!("{{\"n\":{i}}}\n").into_bytes())
+                .await
+                .unwrap();
         }
     });
     let mut got = String::new();
