@@ -416,6 +416,9 @@ pub fn normpath(p: &str) -> String {
     let joined = parts.join("/");
     if absolute {
         format!("/{joined}")
+    } else if joined.is_empty() {
+        // docs/language.md: a relative path that resolves to nothing is `.`
+        ".".to_string()
     } else {
         joined
     }
@@ -563,7 +566,7 @@ mod tests {
         assert_eq!(normpath("/a//b/./c/"), "/a/b/c");
         assert_eq!(normpath("a/../../b"), "../b");
         assert_eq!(normpath("/"), "/");
-        assert_eq!(normpath("a\\b/.."), "");
+        assert_eq!(normpath("a\\b/.."), ".");
         assert_eq!(normpath("/etc/../srv/x"), "/srv/x");
     }
 
