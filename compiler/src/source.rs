@@ -56,7 +56,12 @@ impl SourceMap {
         Self::default()
     }
 
-    pub fn add(&mut self, name: impl Into<String>, path: impl AsRef<Path>, text: impl Into<Arc<str>>) -> FileId {
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        path: impl AsRef<Path>,
+        text: impl Into<Arc<str>>,
+    ) -> FileId {
         let id = FileId(self.files.len() as u32);
         self.files.push(SourceFile {
             name: name.into(),

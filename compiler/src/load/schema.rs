@@ -526,7 +526,10 @@ impl<'a> Cx<'a> {
         };
         let effect = match ty.value.as_str() {
             "allow" => {
-                if let Some(r) = reason {
+                // Kvlar's `{type: allow, reason: ...}` is accepted (its engine
+                // ignores the reason, and Kvlar files must compile unchanged);
+                // the native short form refuses it.
+                if let Some(r) = reason.filter(|_| context == "rule") {
                     self.errors.push(CompileError::invalid_value(
                         self.sources,
                         self.span(&r.key_node.span),
