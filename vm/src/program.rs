@@ -57,19 +57,6 @@ pub enum Const {
     Matchers(Vec<Matcher>),
 }
 
-impl PartialEq for Const {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Const::Str(a), Const::Str(b)) => a == b,
-            (Const::Json(a), Const::Json(b)) => a == b && a.to_string() == b.to_string(),
-            (Const::Regex(a), Const::Regex(b)) => a.as_str() == b.as_str(),
-            (Const::Path(a), Const::Path(b)) => a == b,
-            (Const::Matchers(a), Const::Matchers(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
 impl Const {
     pub fn kind(&self) -> &'static str {
         match self {
