@@ -33,7 +33,10 @@ fn string_field(obj: &Map<String, Value>, key: &str, what: &str) -> Result<Optio
     match obj.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("`{key}` of {what} must be a string, found {}", type_name(other))),
+        Some(other) => Err(format!(
+            "`{key}` of {what} must be a string, found {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -41,7 +44,10 @@ fn args_field(obj: &Map<String, Value>, key: &str, what: &str) -> Result<Value, 
     match obj.get(key) {
         None => Ok(Value::Object(Map::new())),
         Some(v @ Value::Object(_)) => Ok(v.clone()),
-        Some(other) => Err(format!("`{key}` of {what} must be an object, found {}", type_name(other))),
+        Some(other) => Err(format!(
+            "`{key}` of {what} must be an object, found {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -74,7 +80,9 @@ pub fn to_call(v: &Value, mcp_agent: &str) -> Result<OwnedCall, String> {
     }
     if let Some(method) = obj.get("method") {
         if method.as_str() != Some("tools/call") {
-            return Err(format!("a JSON-RPC request must have method \"tools/call\", found {method}"));
+            return Err(format!(
+                "a JSON-RPC request must have method \"tools/call\", found {method}"
+            ));
         }
         let Some(Value::Object(params)) = obj.get("params") else {
             return Err("a tools/call request must have a `params` object".into());
@@ -107,11 +115,25 @@ mod tests {
 
     #[test]
     fn the_three_shapes() {
-        let a = to_call(&json!({"resource": "bash", "parameters": {"command": "ls"}}), "mcp-agent").unwrap();
-        assert_eq!((a.tool.as_str(), a.agent.as_str(), a.action.as_str()), ("bash", "test-agent", "tool_call"));
+        let a = to_call(
+            &json!({"resource": "bash", "parameters": {"command": "ls"}}),
+            "mcp-agent",
+        )
+        .unwrap();
+        assert_eq!(
+            (a.tool.as_str(), a.agent.as_str(), a.action.as_str()),
+            ("bash", "test-agent", "tool_call")
+        );
         assert_eq!(a.args, json!({"command": "ls"}));
-        let b = to_call(&json!({"name": "read_file", "arguments": {"path": "/x"}}), "mcp-agent").unwrap();
-        assert_eq!((b.tool.as_str(), b.agent.as_str()), ("read_file", "mcp-agent"));
+        let b = to_call(
+            &json!({"name": "read_file", "arguments": {"path": "/x"}}),
+            "mcp-agent",
+        )
+        .unwrap();
+        assert_eq!(
+            (b.tool.as_str(), b.agent.as_str()),
+            ("read_file", "mcp-agent")
+        );
         let c = to_call(
             &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t"}}),
             "mcp-agent",
@@ -134,6 +156,9 @@ mod tests {
             to_call(&json!({"method": "tools/list"}), "a").unwrap_err(),
             "a JSON-RPC request must have method \"tools/call\", found \"tools/list\""
         );
-        assert_eq!(to_call(&json!([1]), "a").unwrap_err(), "expected a JSON object, found an array");
+        assert_eq!(
+            to_call(&json!([1]), "a").unwrap_err(),
+            "expected a JSON object, found an array"
+        );
     }
 }

@@ -27,7 +27,10 @@ fn is_kvbc(p: &std::path::Path) -> bool {
 /// Loads the policies or prints the diagnostics and returns `Err(())`.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, ()> {
     if paths.is_empty() {
-        report::fail("no policy given", Some("pass --policy policy.yaml (repeatable) or --policy program.kvbc"));
+        report::fail(
+            "no policy given",
+            Some("pass --policy policy.yaml (repeatable) or --policy program.kvbc"),
+        );
         return Err(());
     }
     if paths.iter().any(|p| is_kvbc(p)) {
@@ -47,7 +50,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, ()> {
             }
         };
         return match Program::from_bytes(&bytes) {
-            Ok(program) => Ok(Loaded { program, compiled: None }),
+            Ok(program) => Ok(Loaded {
+                program,
+                compiled: None,
+            }),
             Err(e) => {
                 report::fail(
                     format!("{} is not a valid Kvlar program: {e}", path.display()),

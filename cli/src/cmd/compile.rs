@@ -74,9 +74,17 @@ pub fn run(args: Args) -> ExitCode {
     let summary = format!(
         "compiled {} {} ({} {}) into {} bytes, hash {}{}",
         program.policy_count(),
-        if program.policy_count() == 1 { "policy" } else { "policies" },
+        if program.policy_count() == 1 {
+            "policy"
+        } else {
+            "policies"
+        },
         program.rule_count(),
-        if program.rule_count() == 1 { "rule" } else { "rules" },
+        if program.rule_count() == 1 {
+            "rule"
+        } else {
+            "rules"
+        },
         bytes.len(),
         &program.hash_hex()[..16],
         args.output

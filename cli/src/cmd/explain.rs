@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
+};
 use serde_json::{json, Value};
 
 use crate::input;
@@ -59,8 +61,17 @@ fn location(loaded: &Loaded, span: Option<(u16, u32, u32)>) -> Option<String> {
 
 fn rule_span(loaded: &Loaded, index: u16) -> Option<(u16, u32, u32)> {
     let c = loaded.compiled.as_ref()?;
-    let rule = c.policies.policies.iter().flat_map(|p| &p.rules).nth(index as usize)?;
-    Some((rule.id.span.file.0 as u16, rule.id.span.start as u32, rule.id.span.end as u32))
+    let rule = c
+        .policies
+        .policies
+        .iter()
+        .flat_map(|p| &p.rules)
+        .nth(index as usize)?;
+    Some((
+        rule.id.span.file.0 as u16,
+        rule.id.span.start as u32,
+        rule.id.span.end as u32,
+    ))
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -91,18 +102,41 @@ pub fn run(args: Args) -> ExitCode {
     // Group the recorded tests by rule, in rule order.
     let mut rules: BTreeMap<u16, RuleLine> = BTreeMap::new();
     for ev in &trace.events {
-        let Some(d) = program.debug_at(ev.chunk, ev.pc) else { continue };
+        let Some(d) = program.debug_at(ev.chunk, ev.pc) else {
+            continue;
+        };
         rules
             .entry(d.rule)
-            .or_insert_with(|| RuleLine { index: d.rule, matched: false, tests: Vec::new() })
+            .or_insert_with(|| RuleLine {
+                index: d.rule,
+                matched: false,
+                tests: Vec::new(),
+            })
             .tests
-            .push(TestLine { label: d.label.clone(), passed: ev.passed, actual: ev.actual.clone(), span: d.span });
+            .push(TestLine {
+                label: d.label.clone(),
+                passed: ev.passed,
+                actual: ev.actual.clone(),
+                span: d.span,
+            });
     }
     if let Some(r) = trace.decided {
-        rules.entry(r).or_insert_with(|| RuleLine { index: r, matched: false, tests: Vec::new() }).matched = true;
+        rules
+            .entry(r)
+            .or_insert_with(|| RuleLine {
+                index: r,
+                matched: false,
+                tests: Vec::new(),
+            })
+            .matched = true;
     }
 
-    let rule_id = |i: u16| program.rules().get(i as usize).map_or("?", |r| r.id.as_str());
+    let rule_id = |i: u16| {
+        program
+            .rules()
+            .get(i as usize)
+            .map_or("?", |r| r.id.as_str())
+    };
     match args.format {
         Format::Json => {
             let considered: Vec<Value> = rules
@@ -129,7 +163,10 @@ pub fn run(args: Args) -> ExitCode {
                 "policy_hash": program.hash_hex(),
                 "considered": considered,
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string()));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
+            );
         }
         Format::Text => {
             println!("decision: {}", decision.effect);
@@ -140,7 +177,10 @@ pub fn run(args: Args) -> ExitCode {
             if let Some(reason) = decision.reason {
                 println!("reason:   {reason}");
             }
-            println!("call:     tool {:?}, agent {:?}, action {:?}", call.tool, call.agent, call.action);
+            println!(
+                "call:     tool {:?}, agent {:?}, action {:?}",
+                call.tool, call.agent, call.action
+            );
             println!();
             if rules.is_empty() {
                 println!("no rule considered this call");
@@ -175,13 +215,27 @@ impl Diagnostic for RuleView {
 }
 
 fn test_text(t: &TestLine) -> String {
-    format!("{} {} (value: {})", if t.passed { "✓ passed" } else { "✗ failed" }, t.label, t.actual)
+    format!(
+        "{} {} (value: {})",
+        if t.passed { "✓ passed" } else { "✗ failed" },
+        t.label,
+        t.actual
+    )
 }
 
 fn print_rule(loaded: &Loaded, r: &RuleLine, id: &str) {
-    let verdict = if r.matched { "✓ matched" } else { "✗ did not match" };
+    let verdict = if r.matched {
+        "✓ matched"
+    } else {
+        "✗ did not match"
+    };
     let header = format!("rule `{id}` {verdict}");
-    let file = r.tests.iter().find_map(|t| t.span).or_else(|| rule_span(loaded, r.index)).map(|s| s.0);
+    let file = r
+        .tests
+        .iter()
+        .find_map(|t| t.span)
+        .or_else(|| rule_span(loaded, r.index))
+        .map(|s| s.0);
     let source = file.and_then(|f| loaded.sources().and_then(|s| s.files().get(f as usize)));
     let Some(source) = source else {
         // Precompiled program: no source text, print the labels.
@@ -199,7 +253,11 @@ fn print_rule(loaded: &Loaded, r: &RuleLine, id: &str) {
             let (f, s, e) = t.span?;
             (Some(f) == file).then(|| {
                 LabeledSpan::new(
-                    Some(format!("{} (value: {})", if t.passed { "✓ passed" } else { "✗ failed" }, t.actual)),
+                    Some(format!(
+                        "{} (value: {})",
+                        if t.passed { "✓ passed" } else { "✗ failed" },
+                        t.actual
+                    )),
                     s as usize,
                     (e - s) as usize,
                 )
@@ -208,8 +266,16 @@ fn print_rule(loaded: &Loaded, r: &RuleLine, id: &str) {
         .collect();
     if labels.is_empty() {
         if let Some((_, s, e)) = rule_span(loaded, r.index) {
-            let text = if r.matched { "matches every call" } else { "not reached" };
-            labels.push(LabeledSpan::new(Some(text.to_string()), s as usize, (e - s) as usize));
+            let text = if r.matched {
+                "matches every call"
+            } else {
+                "not reached"
+            };
+            labels.push(LabeledSpan::new(
+                Some(text.to_string()),
+                s as usize,
+                (e - s) as usize,
+            ));
         }
     }
     let view = RuleView {
@@ -228,7 +294,11 @@ fn print_rule(loaded: &Loaded, r: &RuleLine, id: &str) {
     } else {
         println!("{}", view.message);
     }
-    for t in r.tests.iter().filter(|t| t.span.is_none_or(|(f, _, _)| Some(f) != file)) {
+    for t in r
+        .tests
+        .iter()
+        .filter(|t| t.span.is_none_or(|(f, _, _)| Some(f) != file))
+    {
         println!("    {}", test_text(t));
     }
 }
