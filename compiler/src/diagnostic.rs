@@ -31,6 +31,8 @@ pub enum CompileError {
         src: Src,
         #[label("{label}")]
         span: SourceSpan,
+        #[help]
+        help: Option<String>,
     },
 
     /// A mapping repeats a key.
@@ -396,11 +398,20 @@ impl CompileError {
         message: impl Into<String>,
         label: impl Into<String>,
     ) -> Self {
+        let message = message.into();
+        // The classic trap: `when: any(x in args.paths: ...)` — a `: ` inside
+        // an unquoted value starts a mapping in YAML.
+        let help = message.contains("mapping values are not allowed").then(|| {
+            "a `: ` inside an unquoted value starts a YAML mapping; quote the value \
+             (`when: \"any(x in args.paths: x under '/etc')\"`) or use a block scalar (`when: >-` and the expression on the next lines)"
+                .to_string()
+        });
         CompileError::YamlSyntax {
-            message: message.into(),
+            message,
             label: label.into(),
             src: sources.named_source(span.file),
             span: ss(span),
+            help,
         }
     }
 
