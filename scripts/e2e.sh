@@ -40,7 +40,7 @@ fi
 if [ -z "${KVLAR_BIN:-}" ]; then
   echo "e2e: cargo build -p kvlar" >&2
   (cd "$ROOT" && cargo build -p kvlar) >&2
-  KVLAR_BIN="$ROOT/target/debug/kvlar"
+  KVLAR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/kvlar"
 fi
 export KVLAR_BIN
 [ -x "$KVLAR_BIN" ] || die "no kvlar binary at $KVLAR_BIN"
