@@ -21,6 +21,7 @@ use tokio::time::timeout;
 
 use super::policy::Decide;
 use super::session::{self, Context};
+use super::stdio;
 
 /// Time the child gets to exit by itself after its stdin is closed, and after SIGTERM.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -50,8 +51,9 @@ pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>
         return ExitCode::from(1);
     };
 
+    let (client_in, client_out) = stdio::open();
     let (out, rx) = mpsc::channel::<Vec<u8>>(1024);
-    let writer = tokio::spawn(session::writer(rx, tokio::io::stdout()));
+    let writer = tokio::spawn(session::writer(rx, client_out));
     let pending = ctx.pending.clone();
     let mut s2c = tokio::spawn(session::server_to_client(
         child_out,
@@ -59,7 +61,7 @@ pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>
         pending.clone(),
     ));
     let mut c2s = tokio::spawn(session::client_to_server(
-        tokio::io::stdin(),
+        client_in,
         child_in,
         out.clone(),
         ctx,

@@ -18,6 +18,7 @@ mod lines;
 mod policy;
 mod reload;
 mod session;
+mod stdio;
 
 #[cfg(test)]
 mod tests;
