@@ -53,7 +53,7 @@ impl Audit {
                 let _ = done_tx.send(());
             });
         if let Err(e) = spawned {
-            eprintln!("[kvlar] audit: could not start the audit writer: {e}; no audit log will be written");
+            log!("[kvlar] audit: could not start the audit writer: {e}; no audit log will be written");
         }
         (Audit { tx }, Writer { done })
     }
@@ -77,7 +77,7 @@ fn write_all(path: &Path, redact: bool, rx: mpsc::Receiver<Record>) {
     let mut fail = |what: &str, e: std::io::Error| {
         if !failed {
             failed = true;
-            eprintln!(
+            log!(
                 "[kvlar] audit: cannot {what} {}: {e} (audit records are being lost; this is reported once)",
                 path.display()
             );

@@ -38,7 +38,7 @@ pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("[kvlar] cannot start the upstream server `{command}`: {e}");
+            log!("[kvlar] cannot start the upstream server `{command}`: {e}");
             return ExitCode::from(if e.kind() == io::ErrorKind::NotFound {
                 127
             } else {
@@ -47,7 +47,7 @@ pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>
         }
     };
     let (Some(child_in), Some(child_out)) = (child.stdin.take(), child.stdout.take()) else {
-        eprintln!("[kvlar] the upstream server's stdio is not available");
+        log!("[kvlar] the upstream server's stdio is not available");
         return ExitCode::from(1);
     };
 
@@ -85,7 +85,7 @@ pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>
     let (code, described) = match &status {
         Ok(st) => (exit_code(st), describe(st)),
         Err(e) => {
-            eprintln!("[kvlar] cannot wait for the upstream server: {e}");
+            log!("[kvlar] cannot wait for the upstream server: {e}");
             (1, "unknown status".to_owned())
         }
     };
@@ -117,7 +117,7 @@ async fn stop(child: &mut Child, first: Duration, sig: Signal) -> io::Result<Exi
     if let Ok(st) = timeout(GRACE, child.wait()).await {
         return st;
     }
-    eprintln!("[kvlar] the upstream server did not exit; killing it");
+    log!("[kvlar] the upstream server did not exit; killing it");
     child.start_kill()?;
     child.wait().await
 }
@@ -147,7 +147,7 @@ impl Signals {
         match signal(kind) {
             Ok(s) => Signals(Some(s)),
             Err(e) => {
-                eprintln!("[kvlar] cannot handle a signal: {e}");
+                log!("[kvlar] cannot handle a signal: {e}");
                 Signals(None)
             }
         }

@@ -34,8 +34,12 @@ pub const TOOLS_CALL: &str = "tools/call";
 #[derive(Debug)]
 pub enum ClientLine<'a> {
     /// Forward the original bytes unchanged. `request_id` is set for a
-    /// request (it has a method and an id) so its answer can be tracked.
-    Forward { request_id: Option<&'a RawValue> },
+    /// request (it has a method and an id) so its answer can be tracked;
+    /// `cancels` for a `notifications/cancelled` (the request it gives up on).
+    Forward {
+        request_id: Option<&'a RawValue>,
+        cancels: Option<&'a RawValue>,
+    },
     /// A well-formed `tools/call` request: evaluate it.
     Evaluate(ToolCall<'a>),
     /// Do not forward; answer the client with this line (ends with `\n`).
@@ -92,7 +96,10 @@ pub fn client_line(line: &[u8]) -> ClientLine<'_> {
         },
         _ => match serde_json::from_str::<IgnoredAny>(trimmed) {
             // A JSON scalar is no JSON-RPC message, but it cannot be a tools/call either.
-            Ok(_) => ClientLine::Forward { request_id: None },
+            Ok(_) => ClientLine::Forward {
+                request_id: None,
+                cancels: None,
+            },
             Err(e) => parse_error(&e),
         },
     }
@@ -160,6 +167,8 @@ enum Shape<'a> {
     ToolCall(Result<ToolCall<'a>, Rejection<'a>>),
     /// Any other request (a method and an id).
     Request(&'a RawValue),
+    /// `notifications/cancelled` for this request id.
+    Cancel(&'a RawValue),
     /// Notifications, responses, anything else.
     Other,
 }
@@ -179,8 +188,16 @@ fn object(members: Members<'_>) -> ClientLine<'_> {
         Shape::ToolCall(Err(Rejection { id: None, .. })) => ClientLine::Drop,
         Shape::Request(id) => ClientLine::Forward {
             request_id: Some(id),
+            cancels: None,
         },
-        Shape::Other => ClientLine::Forward { request_id: None },
+        Shape::Cancel(id) => ClientLine::Forward {
+            request_id: None,
+            cancels: Some(id),
+        },
+        Shape::Other => ClientLine::Forward {
+            request_id: None,
+            cancels: None,
+        },
     }
 }
 
@@ -208,6 +225,9 @@ fn shape(members: Members<'_>) -> Shape<'_> {
         return match (methods.as_slice(), ids.as_slice()) {
             ([(mk, _)], [(ik, id)]) if *mk == "method" && *ik == "id" && valid_id(id) => {
                 Shape::Request(id)
+            }
+            ([(mk, m)], []) if *mk == "method" && m.get() == "\"notifications/cancelled\"" => {
+                cancelled_id(&params).map_or(Shape::Other, Shape::Cancel)
             }
             _ => Shape::Other,
         };
@@ -288,6 +308,21 @@ fn tool_call<'a>(
     Ok(ToolCall { id, name, args })
 }
 
+/// `params.requestId` of a `notifications/cancelled`.
+fn cancelled_id<'a>(params: &[(&Cow<'a, str>, &'a RawValue)]) -> Option<&'a RawValue> {
+    let [(k, raw)] = params else { return None };
+    if *k != "params" {
+        return None;
+    }
+    let members = serde_json::from_str::<Members>(raw.get()).ok()?;
+    members
+        .0
+        .into_iter()
+        .find(|(k, _)| k == "requestId")
+        .map(|(_, v)| v)
+        .filter(|v| valid_id(v))
+}
+
 /// A JSON-RPC id we can echo: a number, a string or null.
 fn valid_id(v: &RawValue) -> bool {
     matches!(
@@ -317,7 +352,10 @@ fn batch(items: &[&RawValue]) -> ClientLine<'static> {
     let mut ids = Vec::new();
     scan_batch(items, &mut has_tool_call, &mut ids);
     if !has_tool_call {
-        return ClientLine::Forward { request_id: None };
+        return ClientLine::Forward {
+            request_id: None,
+            cancels: None,
+        };
     }
     if ids.is_empty() {
         return ClientLine::Drop;
@@ -366,7 +404,7 @@ fn scan_batch(items: &[&RawValue], has_tool_call: &mut bool, ids: &mut Vec<(Stri
                     }
                 }
                 Shape::Request(id) => ids.push((id.get().to_owned(), false)),
-                Shape::Other => {}
+                Shape::Cancel(_) | Shape::Other => {}
             }
         } else if text.starts_with('[') {
             if let Ok(inner) = serde_json::from_str::<Vec<&RawValue>>(text) {

@@ -9,6 +9,15 @@
 //! kvlar proxy --config proxy.yaml
 //! ```
 
+/// Writes one line to stderr. Unlike `eprintln!`, it never panics: a client
+/// that closed the proxy's stderr must not bring the proxy down.
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod audit;
 mod child;
 mod classify;
@@ -68,25 +77,27 @@ pub fn run(args: ProxyArgs) -> ExitCode {
     let settings = match config::resolve(args) {
         Ok(s) => s,
         Err(msg) => {
-            eprintln!("{msg}");
+            log!("{msg}");
             return ExitCode::from(2);
         }
     };
     let loaded = match policy::load(&settings.policies) {
         Ok(l) => l,
         Err(diagnostic) => {
-            eprintln!("[kvlar] cannot compile the policy:\n{diagnostic}");
+            log!("[kvlar] cannot compile the policy:\n{diagnostic}");
             return ExitCode::from(1);
         }
     };
-    eprintln!(
+    log!(
         "[kvlar] loaded {} policies ({} rules), policy hash {}",
-        loaded.policies, loaded.rules, loaded.hash
+        loaded.policies,
+        loaded.rules,
+        loaded.hash
     );
     let store = Arc::new(ArcSwap::from_pointee(loaded));
     if settings.watch {
         if let Err(msg) = reload::spawn(settings.policies.clone(), store.clone()) {
-            eprintln!("{msg}");
+            log!("{msg}");
             return ExitCode::from(1);
         }
     }
@@ -109,7 +120,7 @@ pub fn run(args: ProxyArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("[kvlar] cannot start the async runtime: {e}");
+            log!("[kvlar] cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };

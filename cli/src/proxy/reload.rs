@@ -35,7 +35,7 @@ pub fn spawn(inputs: Vec<PathBuf>, store: Arc<ArcSwap<Loaded>>) -> Result<(), St
     };
     let initial = store.load().files.clone();
     state.watch(&inputs, &initial)?;
-    eprintln!(
+    log!(
         "[kvlar] watching {} policy file(s) for changes",
         state.files.len()
     );
@@ -90,7 +90,7 @@ impl<W: Watcher> State<W> {
                 kind_matters && ev.paths.iter().any(|p| self.files.contains(p))
             }
             Err(e) => {
-                eprintln!("[kvlar] policy watch error: {e}");
+                log!("[kvlar] policy watch error: {e}");
                 false
             }
         }
@@ -106,7 +106,7 @@ impl<W: Watcher> State<W> {
             if !self.relevant(&ev) {
                 continue;
             }
-            eprintln!("[kvlar] policy change detected, reloading...");
+            log!("[kvlar] policy change detected, reloading...");
             let mut deadline = Instant::now() + DEBOUNCE;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -122,18 +122,19 @@ impl<W: Watcher> State<W> {
             }
             match load(inputs) {
                 Ok(loaded) => {
-                    eprintln!(
+                    log!(
                         "[kvlar] ✓ reloaded {} policies ({} rules)",
-                        loaded.policies, loaded.rules
+                        loaded.policies,
+                        loaded.rules
                     );
                     let files = loaded.files.clone();
                     store.store(Arc::new(loaded));
                     if let Err(e) = self.watch(inputs, &files) {
-                        eprintln!("{e}");
+                        log!("{e}");
                     }
                 }
                 Err(diagnostic) => {
-                    eprintln!("[kvlar] ✗ reload failed, keeping previous policy:\n{diagnostic}");
+                    log!("[kvlar] ✗ reload failed, keeping previous policy:\n{diagnostic}");
                 }
             }
         }

@@ -117,7 +117,7 @@ where
         match reader.read_line(&mut buf).await? {
             Read::Eof => return Ok(()),
             Read::TooLong => {
-                eprintln!(
+                log!(
                     "[kvlar] dropped a client line longer than {} MiB (not forwarded)",
                     MAX_LINE >> 20
                 );
@@ -140,7 +140,16 @@ where
             buf.push(b'\n');
         }
         let forward_id = match classify::client_line(body(&buf)) {
-            ClientLine::Forward { request_id } => Some(request_id.map(RawValue::get)),
+            ClientLine::Forward {
+                request_id,
+                cancels,
+            } => {
+                if let Some(id) = cancels {
+                    // The server may never answer a cancelled request.
+                    ctx.pending.remove(id.get());
+                }
+                Some(request_id.map(RawValue::get))
+            }
             ClientLine::Evaluate(call) => evaluate(call, &ctx, &out).await.map(Some),
             ClientLine::Reply(line) => {
                 send(&out, line).await;
@@ -159,7 +168,7 @@ where
             continue;
         }
         if let Err(e) = upstream.write_all(&buf).await {
-            eprintln!("[kvlar] cannot write to the upstream server: {e}");
+            log!("[kvlar] cannot write to the upstream server: {e}");
             upstream_ok = false;
             upstream_gone(request_id, &ctx, &out).await;
         }
@@ -239,7 +248,7 @@ pub async fn server_to_client<R: AsyncRead + Unpin>(
         match reader.read_line(&mut buf).await? {
             Read::Eof => return Ok(()),
             Read::TooLong => {
-                eprintln!(
+                log!(
                     "[kvlar] dropped a server line longer than {} MiB",
                     MAX_LINE >> 20
                 );
@@ -257,7 +266,7 @@ pub async fn server_to_client<R: AsyncRead + Unpin>(
                 let text = String::from_utf8_lossy(body(&buf));
                 let shown: String = text.chars().take(200).collect();
                 let more = if shown.len() < text.len() { "…" } else { "" };
-                eprintln!("[kvlar] dropped a non-JSON line from the server's stdout ({why}): {shown}{more}");
+                log!("[kvlar] dropped a non-JSON line from the server's stdout ({why}): {shown}{more}");
                 continue;
             }
         }
@@ -290,7 +299,7 @@ pub async fn writer<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Vec<u8>>, mut 
             res = w.flush().await;
         }
         if let Err(e) = res {
-            eprintln!("[kvlar] cannot write to the client: {e}");
+            log!("[kvlar] cannot write to the client: {e}");
             failed = true;
         }
     }

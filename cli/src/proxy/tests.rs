@@ -84,6 +84,7 @@ fn everything_but_tools_call_is_forwarded() {
     match client_line(br#"{"jsonrpc":"2.0","id":12345678901234567890123,"method":"ping"}"#) {
         ClientLine::Forward {
             request_id: Some(id),
+            cancels: None,
         } => assert_eq!(id.get(), "12345678901234567890123"),
         other => panic!("{other:?}"),
     }
@@ -483,4 +484,18 @@ async fn a_dead_upstream_answers_requests_with_errors() {
     assert!(rx.try_recv().is_err());
     assert!(pending.drain().is_empty());
     let _ = tokio::io::sink().write_all(b"").await;
+}
+
+#[tokio::test]
+async fn cancelled_requests_are_no_longer_pending() {
+    let pending = Arc::new(Pending::default());
+    let input = concat!(
+        "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":\"slow\"}}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":\"k\",\"method\":\"resources/read\",\"params\":{}}\n",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":9,\"reason\":\"x\"}}\n",
+    );
+    let (forwarded, answered) = pump(input.as_bytes(), pending.clone()).await;
+    assert_eq!(forwarded, input);
+    assert_eq!(answered, "");
+    assert_eq!(pending.drain(), vec!["\"k\""]);
 }
