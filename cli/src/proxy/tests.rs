@@ -499,3 +499,98 @@ async fn cancelled_requests_are_no_longer_pending() {
     assert_eq!(answered, "");
     assert_eq!(pending.drain(), vec!["\"k\""]);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn fold(s: &str) -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && !c.is_control() && *c != '\u{200b}')
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
+
+    /// Objects assembled from keys and values that look like a tools/call.
+    fn message() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "method", "Method", " method", "id", "ID", "params", "Params", "jsonrpc", "result",
+        ]);
+        let value = prop::sample::select(vec![
+            "\"tools/call\"",
+            "\"Tools/Call\"",
+            "\"tools/call \"",
+            "\"tools\\/call\"",
+            "\"tools/\\u200bcall\"",
+            "\"ping\"",
+            "1",
+            "\"x\"",
+            "null",
+            "{\"name\":\"echo\",\"arguments\":{\"a\":1}}",
+            "{\"name\":\"echo\",\"name\":\"get-env\"}",
+            "{\"name\":7}",
+            "[]",
+        ]);
+        prop::collection::vec((key, value), 0..6).prop_map(|members| {
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::to_string(k).unwrap()))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = client_line(&bytes);
+            let _ = server_line(&bytes);
+            let _ = scan_id(&bytes);
+        }
+
+        #[test]
+        fn nothing_that_a_peer_could_read_as_tools_call_is_forwarded(line in message()) {
+            if let ClientLine::Forward { .. } = client_line(line.as_bytes()) {
+                // Read it the way a lenient peer might: every member, any case.
+                let mut de = serde_json::Deserializer::from_str(&line);
+                let members: Vec<(String, Value)> = {
+                    use serde::de::Deserializer as _;
+                    struct V;
+                    impl<'de> serde::de::Visitor<'de> for V {
+                        type Value = Vec<(String, Value)>;
+                        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                            f.write_str("object")
+                        }
+                        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                            let mut out = Vec::new();
+                            while let Some(kv) = m.next_entry()? {
+                                out.push(kv);
+                            }
+                            Ok(out)
+                        }
+                    }
+                    (&mut de).deserialize_map(V).unwrap()
+                };
+                for (k, v) in &members {
+                    if fold(k) == "method" {
+                        prop_assert_ne!(v.as_str().map(fold), Some("tools/call".to_owned()), "{}", line);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn evaluated_calls_are_unambiguous(line in message()) {
+            if let ClientLine::Evaluate(call) = client_line(line.as_bytes()) {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                prop_assert_eq!(&v["method"], "tools/call");
+                prop_assert_eq!(v["params"]["name"].as_str(), Some(call.name.as_str()));
+                let params_keys = line.matches("\"params\"").count() + line.matches("\"Params\"").count();
+                prop_assert_eq!(params_keys, 1);
+            }
+        }
+    }
+}
