@@ -209,3 +209,21 @@ def test_sigterm_stops_the_proxy_and_the_server(raw):
     r.proc.send_signal(signal.SIGTERM)
     r.proc.wait(timeout=10)
     assert wait_for(lambda: not os.path.exists(f"/proc/{child}"), timeout=5)
+
+
+def test_stateless_revision_calls_are_evaluated_like_any_other(raw, tmp_path):
+    r, log = recorder(raw, tmp_path)
+    meta = ('"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
+            '"io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"}}')
+    retry = ('{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"get-env","arguments":{},'
+             '"inputResponses":{"confirm":{"action":"accept","content":{}}},"requestState":"opaque-state",' + meta + '}}\n')
+    r.send(retry.encode())
+    denied = json.loads(r.line())
+    assert denied["id"] == 0
+    assert denied["result"]["isError"] is True
+    assert denied["result"]["_meta"]["io.kvlar/decision"]["rule"] == "deny-env"
+    allowed = ('{"jsonrpc":"2.0","id":"r2","method":"tools/call","params":{"name":"echo","arguments":{"message":"m"},'
+               '"inputResponses":{},"requestState":"s2",' + meta + '}}\n').encode()
+    r.send(allowed)
+    assert r.response("r2")["result"] == {"method": "tools/call", "size": len(allowed)}
+    assert received(log) == [allowed]
