@@ -10,8 +10,10 @@
 use std::collections::HashMap;
 
 use kvlar_vm::op::{encode, Instr};
+use kvlar_vm::op::Field;
 use kvlar_vm::program::{
-    Chunk, Const, DebugEntry, Matcher, PolicyInfo, ProgramParts, RuleInfo, MAX_REGS,
+    Chunk, Const, DebugEntry, Dispatch, Matcher, PolicyInfo, ProgramParts, RuleInfo, Step,
+    MAX_REGS,
 };
 use kvlar_vm::Program;
 
@@ -67,13 +69,16 @@ pub fn generate(ir: &ir::Program, sources: &SourceMap) -> Result<Program, Codege
     };
     let mut rules = Vec::new();
     let mut policies = Vec::new();
+    // (rule index, chunk, pc past the tool test, the rule's tool patterns)
+    let mut entries: Vec<(u16, u16, u32, Option<&[Matcher]>)> = Vec::new();
+    let mut defaults: Vec<(u32, Step)> = Vec::new();
     for (pi, p) in ir.policies.iter().enumerate() {
         policies.push(PolicyInfo {
             name: p.name.clone(),
             default_allow: p.default_allow,
         });
         for r in &p.rules {
-            if rules.len() >= u16::MAX as usize {
+            if rules.len() >= u16::MAX as usize || g.chunks.len() >= u16::MAX as usize {
                 return Err(CodegenError::TooLarge {
                     what: "rule table",
                     rule: r.id.clone(),
@@ -87,15 +92,37 @@ pub fn generate(ir: &ir::Program, sources: &SourceMap) -> Result<Program, Codege
                 reason: r.reason.clone(),
                 policy: pi as u16,
             });
-            let next = g.label();
-            g.branch_false(0, &r.cond, next);
-            g.emit(0, Instr::Decide { rule: g.rule });
-            g.bind(0, next);
+            let (tools, rest) = split_tool_test(&r.cond);
+            let chunk = g.chunks.len();
+            g.chunks.push(Vec::new());
+            let fail = g.label();
+            if let Some(t) = tools {
+                g.test(chunk, t);
+                g.jump(chunk, |off| Instr::JumpIfFalse { off }, fail);
+            }
+            let skip = g.pc(chunk) as u32;
+            for c in rest {
+                g.branch_false(chunk, c, fail);
+            }
+            g.emit(chunk, Instr::SetFlag { value: true });
+            g.emit(chunk, Instr::Return);
+            g.bind(chunk, fail);
+            g.emit(chunk, Instr::SetFlag { value: false });
+            g.emit(chunk, Instr::Return);
+            let patterns = tools.and_then(|t| match &t.kind {
+                CondKind::NameIn { matchers, .. } => Some(&matchers[..]),
+                _ => None,
+            });
+            entries.push((g.rule, chunk as u16, skip, patterns));
         }
         if p.default_allow && !p.rules.is_empty() {
-            g.emit(0, Instr::DefaultAllow { policy: pi as u16 });
+            let last = rules.len() as u32 - 1;
+            defaults.push((2 * last + 1, Step::DefaultAllow { policy: pi as u16 }));
         }
     }
+    let dispatch = build_dispatch(&entries, &defaults);
+    let table = g.konst(Const::Dispatch(dispatch));
+    g.emit(0, Instr::Dispatch { table });
     g.emit(0, Instr::Halt);
     if let Some(e) = g.error {
         return Err(e);
@@ -110,6 +137,105 @@ pub fn generate(ir: &ir::Program, sources: &SourceMap) -> Result<Program, Codege
         source_names: sources.files().iter().map(|f| f.name.clone()).collect(),
     };
     Program::new(parts).map_err(|e| CodegenError::Verify(e.to_string()))
+}
+
+/// The rule's leading tool test (`tools:` / `resources:`), and the rest of its conjunction.
+fn split_tool_test(cond: &Cond) -> (Option<&Cond>, Vec<&Cond>) {
+    let is_tool = |c: &Cond| {
+        matches!(
+            c.kind,
+            CondKind::NameIn {
+                field: Field::Tool,
+                ..
+            }
+        )
+    };
+    match &cond.kind {
+        CondKind::True => (None, Vec::new()),
+        CondKind::And(parts) => match parts.iter().position(is_tool) {
+            Some(i) => (
+                Some(&parts[i]),
+                parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, c)| c)
+                    .collect(),
+            ),
+            None => (None, parts.iter().collect()),
+        },
+        _ if is_tool(cond) => (Some(cond), Vec::new()),
+        _ => (None, vec![cond]),
+    }
+}
+
+fn matcher_matches(m: &Matcher, name: &str) -> bool {
+    match m {
+        Matcher::Exact(s) => s == name,
+        Matcher::Glob { re, .. } => re.is_match(name),
+    }
+}
+
+/// The tool-name dispatch table (see [`Dispatch`]): every exact tool name
+/// the policies mention gets the list of rules whose patterns match it
+/// (entered past their tool test); rules without tool patterns, and glob
+/// rules for other names, are in the generic lists.
+fn build_dispatch(entries: &[(u16, u16, u32, Option<&[Matcher]>)], defaults: &[(u32, Step)]) -> Dispatch {
+    let mut names: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e.3)
+        .flatten()
+        .filter_map(|m| match m {
+            Matcher::Exact(s) => Some(s.as_str()),
+            Matcher::Glob { .. } => None,
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut generic_known: Vec<(u32, Step)> = Vec::new();
+    let mut generic_unknown: Vec<(u32, Step)> = Vec::new();
+    let mut lists: Vec<Vec<(u32, Step)>> = vec![Vec::new(); names.len()];
+    for &(rule, chunk, skip, patterns) in entries {
+        let key = 2 * rule as u32;
+        let from_top = Step::Rule { rule, chunk, pc: 0 };
+        match patterns {
+            None => {
+                generic_known.push((key, from_top));
+                generic_unknown.push((key, from_top));
+            }
+            Some(ms) => {
+                let past_test = Step::Rule {
+                    rule,
+                    chunk,
+                    pc: skip,
+                };
+                for (i, name) in names.iter().enumerate() {
+                    if ms.iter().any(|m| matcher_matches(m, name)) {
+                        lists[i].push((key, past_test));
+                    }
+                }
+                if ms.iter().any(|m| matches!(m, Matcher::Glob { .. })) {
+                    generic_unknown.push((key, from_top));
+                }
+            }
+        }
+    }
+    for d in defaults {
+        generic_known.push(*d);
+        generic_unknown.push(*d);
+    }
+    generic_known.sort_by_key(|s| s.0);
+    generic_unknown.sort_by_key(|s| s.0);
+    Dispatch::new(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i as u32))
+            .collect(),
+        lists,
+        generic_known,
+        generic_unknown,
+    )
 }
 
 impl Gen {
@@ -164,6 +290,7 @@ impl Gen {
             Const::Json(v) => format!("j{v}"),
             Const::Regex(r) => format!("r{}", r.as_str()),
             Const::Path(p) => format!("p{p:?}"),
+            Const::Dispatch(d) => format!("d{}", self.consts.len() + d.names.len()),
             Const::Matchers(ms) => {
                 let parts: Vec<String> = ms
                     .iter()

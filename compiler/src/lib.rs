@@ -36,6 +36,7 @@ pub mod ast;
 pub mod codegen;
 pub mod diagnostic;
 pub mod ir;
+pub mod lint;
 pub mod load;
 pub mod lower;
 pub mod source;

@@ -567,80 +567,19 @@ fn literal(l: &Literal) -> Value {
     }
 }
 
-/// Native `glob` patterns → anchored regex: `**` any run including `/`
-/// (`**/` also matches nothing), `*` any run without `/`, `?` one character
-/// but `/`, `[...]` / `[!...]` classes, `{a,b}` alternatives.
+/// Native `glob` patterns → anchored regex, with globset's syntax and
+/// `literal_separator` semantics (`*`, `?` and classes never match `/`; `**`
+/// as a whole path component crosses directories; `{a,b}` alternatives),
+/// matched per character (Unicode), `**` crossing newlines too.
 pub fn glob_to_regex(glob: &str) -> Result<String, String> {
-    let chars: Vec<char> = glob.chars().collect();
-    let mut out = String::from("^");
-    let mut i = 0;
-    let mut depth = 0usize;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '*' if chars.get(i + 1) == Some(&'*') => {
-                if chars.get(i + 2) == Some(&'/') {
-                    out.push_str("(?:.*/)?");
-                    i += 3;
-                } else {
-                    out.push_str("(?s:.*)");
-                    i += 2;
-                }
-                continue;
-            }
-            '*' => out.push_str("[^/]*"),
-            '?' => out.push_str("[^/]"),
-            '[' => {
-                let mut j = i + 1;
-                let mut class = String::from("[");
-                if chars.get(j) == Some(&'!') || chars.get(j) == Some(&'^') {
-                    class.push('^');
-                    j += 1;
-                }
-                let start = j;
-                while j < chars.len() && (chars[j] != ']' || j == start) {
-                    let ch = chars[j];
-                    if matches!(ch, '\\' | '[' | '&' | '~' | '^') {
-                        class.push('\\');
-                    }
-                    class.push(ch);
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    return Err(format!(
-                        "unclosed character class `[` at character {}",
-                        i + 1
-                    ));
-                }
-                class.push(']');
-                out.push_str(&class);
-                i = j + 1;
-                continue;
-            }
-            '{' => {
-                depth += 1;
-                out.push_str("(?:");
-            }
-            '}' if depth > 0 => {
-                depth -= 1;
-                out.push(')');
-            }
-            ',' if depth > 0 => out.push('|'),
-            '\\' => {
-                if let Some(next) = chars.get(i + 1) {
-                    out.push_str(&regex_syntax::escape(&next.to_string()));
-                    i += 2;
-                    continue;
-                }
-                return Err("a glob cannot end with `\\`".to_string());
-            }
-            c => out.push_str(&regex_syntax::escape(&c.to_string())),
-        }
-        i += 1;
+    if !glob.is_ascii() {
+        return Err("non-ASCII characters in glob patterns are not supported; match with a regex (`=~`) instead".into());
     }
-    if depth > 0 {
-        return Err("unclosed `{` alternative".to_string());
-    }
-    out.push('$');
-    Ok(out)
+    let g = globset::GlobBuilder::new(glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| e.kind().to_string())?;
+    let re = g.regex();
+    let re = re.strip_prefix("(?-u)").unwrap_or(re);
+    Ok(format!("(?s){re}"))
 }

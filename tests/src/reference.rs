@@ -373,15 +373,13 @@ fn function(name: &str, args: &[Expr], call: &Call<'_>, scope: &mut Vec<(String,
 /// prepended when there is no `scheme://`, lower-cased, userinfo and port
 /// dropped, IPv6 without brackets, one trailing dot removed.
 pub fn url_host(s: &str) -> Option<String> {
-    let has_scheme = regex::Regex::new(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-        .expect("valid")
-        .is_match(s);
-    let parsed = if has_scheme {
-        url::Url::parse(s)
-    } else {
-        url::Url::parse(&format!("http://{s}"))
-    }
-    .ok()?;
+    // docs/language.md: parse as a URL; if that fails or gives no host and
+    // the string has no `://`, parse `http://` + string.
+    let parsed = match url::Url::parse(s) {
+        Ok(u) if u.host().is_some() => u,
+        _ if s.contains("://") => return None,
+        _ => url::Url::parse(&format!("http://{s}")).ok()?,
+    };
     let host = match parsed.host()? {
         url::Host::Domain(d) => d.to_string(),
         url::Host::Ipv4(a) => a.to_string(),
@@ -422,6 +420,31 @@ pub fn normpath(p: &str) -> String {
     } else {
         joined
     }
+}
+
+/// `glob`: globset's syntax with `literal_separator(true)`, applied to
+/// characters as documented (`?` is one character). globset itself matches
+/// bytes (`?` would match one byte of `é`), so for an ASCII pattern its
+/// translated regex is run in Unicode mode instead; a non-ASCII pattern
+/// (globset escapes it byte-wise) uses globset's own matcher. `**` also
+/// crosses newlines (globset's `.*` would not, while its `*` does).
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let glob = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .expect("reference: the compiler accepted an invalid glob");
+    if pattern.is_ascii() {
+        let re = glob.regex();
+        let re = re.strip_prefix("(?-u)").unwrap_or(re);
+        // `.` (from `**`) crosses newlines like `*` (`[^/]*`) does.
+        if let Ok(re) = regex::RegexBuilder::new(re)
+            .dot_matches_new_line(true)
+            .build()
+        {
+            return re.is_match(text);
+        }
+    }
+    glob.compile_matcher().is_match(text)
 }
 
 fn under(path: &str, dir: &str) -> bool {
@@ -540,12 +563,7 @@ fn binary(
             _ => false,
         },
         BinOp::Glob => match (&a, &b) {
-            (Value::String(x), Value::String(pat)) => globset::GlobBuilder::new(pat)
-                .literal_separator(true)
-                .build()
-                .expect("reference: the compiler accepted an invalid glob")
-                .compile_matcher()
-                .is_match(x),
+            (Value::String(x), Value::String(pat)) => glob_matches(pat, x),
             _ => false,
         },
         BinOp::Under => match (&a, &b) {
@@ -559,6 +577,17 @@ fn binary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glob_cases() {
+        assert!(glob_matches("?", "é"), "`?` is one character");
+        assert!(!glob_matches("??", "é"));
+        assert!(glob_matches("/etc/**", "/etc/a/b"));
+        assert!(!glob_matches("/etc/*", "/etc/a/b"));
+        assert!(glob_matches("a/**/b", "a/b"));
+        assert!(glob_matches("/srv/{app,data}/*", "/srv/data/x"));
+        assert!(!glob_matches("[!a]*", "/x"));
+    }
 
     #[test]
     fn normpath_cases() {

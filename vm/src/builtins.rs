@@ -40,15 +40,16 @@ pub fn call<'a>(func: Func, v: &Val<'a>) -> Val<'a> {
     }
 }
 
-/// The host of a URL (WHATWG parsing): lower-cased, IDNA-normalised, without
-/// userinfo, port, IPv6 brackets or one trailing dot. A string without
-/// `scheme://` is parsed as `http://` + string. `None` when there is no host.
+/// The host of a URL (WHATWG parsing, as browsers and most HTTP clients do —
+/// so `https:\\evil.com` has host `evil.com`): lower-cased, IDNA-normalised,
+/// without userinfo, port, IPv6 brackets or one trailing dot. When the string
+/// does not parse to a URL with a host and has no `://`, `http://` + string
+/// is parsed instead (`example.com:443/x`). `None` when there is no host.
 pub fn host(input: &str) -> Option<String> {
-    let trimmed = input.trim();
-    let parsed = match url::Url::parse(trimmed) {
+    let parsed = match url::Url::parse(input) {
         Ok(u) if u.host().is_some() => u,
-        _ if trimmed.contains("://") => return None,
-        _ => url::Url::parse(&format!("http://{trimmed}")).ok()?,
+        _ if input.contains("://") => return None,
+        _ => url::Url::parse(&format!("http://{input}")).ok()?,
     };
     let host = match parsed.host()? {
         url::Host::Domain(d) => d.to_string(),

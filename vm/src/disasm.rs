@@ -34,6 +34,12 @@ pub fn const_text(c: &Const) -> String {
         Const::Json(v) => v.to_string(),
         Const::Regex(re) => format!("/{}/", re.as_str()),
         Const::Path(p) => format!("args{}", path_text(p)),
+        Const::Dispatch(d) => format!(
+            "dispatch: {} tool names, {} generic rules, {} for other tools",
+            d.names.len(),
+            d.generic_known.len(),
+            d.generic_unknown.len()
+        ),
         Const::Matchers(ms) => {
             let items: Vec<String> = ms
                 .iter()
@@ -184,6 +190,7 @@ impl Program {
                     crate::op::Quant::All => "all",
                 }
             ),
+            Instr::Dispatch { table } => format!("dispatch    tool, {}", self.c(table)),
             Instr::Decide { rule } => match self.rules.get(rule as usize) {
                 Some(r) => format!("decide      rule {rule} `{}` → {}", r.id, r.effect),
                 None => format!("decide      rule {rule}"),

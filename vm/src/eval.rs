@@ -9,7 +9,7 @@ use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant, TestOp};
-use crate::program::{Const, PathSeg, Program, MAX_REGS};
+use crate::program::{Const, PathSeg, Program, Step, MAX_REGS};
 use crate::trace::{NoTrace, Sink, Tracer, TracerRef};
 use crate::value::{self, Val};
 
@@ -32,7 +32,7 @@ impl Program {
 
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
         let mut regs: [Val; MAX_REGS] = std::array::from_fn(|_| Val::Missing);
-        match self.exec(0, call, &mut regs, t) {
+        match self.exec(0, 0, call, &mut regs, t) {
             Exit::Decide(rule) => match self.rules.get(rule as usize) {
                 Some(r) => Decision {
                     effect: r.effect,
@@ -58,6 +58,7 @@ impl Program {
     fn exec<'a, T: Sink>(
         &'a self,
         chunk: u16,
+        start: usize,
         call: &Call<'a>,
         regs: &mut [Val<'a>; MAX_REGS],
         t: &mut T,
@@ -66,7 +67,7 @@ impl Program {
             return Exit::Fault;
         };
         let mut flag = false;
-        let mut pc = 0usize;
+        let mut pc = start;
         loop {
             let Ok((instr, next)) = decode(code, pc) else {
                 return Exit::Fault;
@@ -202,7 +203,7 @@ impl Program {
                             let mut result = !want;
                             for item in items {
                                 set(regs, var, Val::from_json(item));
-                                match self.exec(body, call, regs, t) {
+                                match self.exec(body, 0, call, regs, t) {
                                     Exit::Return(r) if r == want => {
                                         result = want;
                                         break;
@@ -215,6 +216,46 @@ impl Program {
                         }
                     };
                     t.test(chunk, pc, flag, get(regs, src));
+                }
+                Instr::Dispatch { table } => {
+                    let Some(Const::Dispatch(d)) = self.consts.get(table as usize) else {
+                        return Exit::Fault;
+                    };
+                    let (a, b) = d.lists_for(call.tool);
+                    let (mut i, mut j) = (0, 0);
+                    loop {
+                        // Merge the two lists by first-match order.
+                        let step = match (a.get(i), b.get(j)) {
+                            (Some(x), Some(y)) if x.0 < y.0 => {
+                                i += 1;
+                                x.1
+                            }
+                            (_, Some(y)) => {
+                                j += 1;
+                                y.1
+                            }
+                            (Some(x), None) => {
+                                i += 1;
+                                x.1
+                            }
+                            (None, None) => break,
+                        };
+                        match step {
+                            Step::Rule { rule, chunk, pc } => {
+                                // Traced runs enter at the top so the tool test shows.
+                                let entry = if T::ENABLED { 0 } else { pc as usize };
+                                match self.exec(chunk, entry, call, regs, t) {
+                                    Exit::Return(true) => {
+                                        t.decide(rule);
+                                        return Exit::Decide(rule);
+                                    }
+                                    Exit::Return(false) => {}
+                                    _ => return Exit::Fault,
+                                }
+                            }
+                            Step::DefaultAllow { .. } => return Exit::DefaultAllow,
+                        }
+                    }
                 }
                 Instr::Decide { rule } => {
                     t.decide(rule);

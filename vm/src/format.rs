@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::program::{
-    Chunk, Const, DebugEntry, Matcher, PathSeg, PolicyInfo, Program, ProgramParts, RuleInfo,
+    Chunk, Const, DebugEntry, Dispatch, Matcher, PathSeg, PolicyInfo, Program, ProgramParts,
+    RuleInfo, Step,
 };
 use crate::verify::VerifyError;
 use crate::Effect;
@@ -105,6 +106,25 @@ fn effect_tag(e: Effect) -> u8 {
     }
 }
 
+fn write_steps(w: &mut W, steps: &[(u32, Step)]) {
+    w.u32(steps.len() as u32);
+    for (key, step) in steps {
+        w.u32(*key);
+        match *step {
+            Step::Rule { rule, chunk, pc } => {
+                w.u8(0);
+                w.u16(rule);
+                w.u16(chunk);
+                w.u32(pc);
+            }
+            Step::DefaultAllow { policy } => {
+                w.u8(1);
+                w.u16(policy);
+            }
+        }
+    }
+}
+
 fn body(p: &Program) -> Vec<u8> {
     let mut w = W(Vec::with_capacity(256 + p.code_size()));
     w.u8(p.nregs);
@@ -150,6 +170,20 @@ fn body(p: &Program) -> Vec<u8> {
                         }
                     }
                 }
+            }
+            Const::Dispatch(d) => {
+                w.u8(5);
+                w.u32(d.names.len() as u32);
+                for (name, list) in &d.names {
+                    w.str(name);
+                    w.u32(*list);
+                }
+                w.u32(d.lists.len() as u32);
+                for list in &d.lists {
+                    write_steps(&mut w, list);
+                }
+                write_steps(&mut w, &d.generic_known);
+                write_steps(&mut w, &d.generic_unknown);
             }
             Const::Matchers(ms) => {
                 w.u8(4);
@@ -272,6 +306,38 @@ impl<'a> R<'a> {
             }),
         }
     }
+    fn steps(&mut self) -> Result<Vec<(u32, Step)>, LoadError> {
+        let n = self.u32()? as usize;
+        // Each step takes at least 7 bytes: refuse counts the input cannot hold.
+        if n > (self.b.len() - self.pos) / 7 {
+            return Err(LoadError::Truncated(self.base + self.pos));
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = self.u32()?;
+            let at = self.base + self.pos;
+            let step = match self.u8()? {
+                0 => Step::Rule {
+                    rule: self.u16()?,
+                    chunk: self.u16()?,
+                    pc: self.u32()?,
+                },
+                1 => Step::DefaultAllow {
+                    policy: self.u16()?,
+                },
+                tag => {
+                    return Err(LoadError::BadTag {
+                        what: "dispatch step",
+                        tag,
+                        at,
+                    })
+                }
+            };
+            out.push((key, step));
+        }
+        Ok(out)
+    }
+
     fn regex(&mut self) -> Result<Regex, LoadError> {
         let at = self.base + self.pos;
         let src = self.str()?;
@@ -402,6 +468,19 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Program, LoadError> {
                     });
                 }
                 Const::Matchers(ms)
+            }
+            5 => {
+                let mut names = Vec::new();
+                for _ in 0..r.u32()? {
+                    names.push((r.str()?, r.u32()?));
+                }
+                let mut lists = Vec::new();
+                for _ in 0..r.u32()? {
+                    lists.push(r.steps()?);
+                }
+                let generic_known = r.steps()?;
+                let generic_unknown = r.steps()?;
+                Const::Dispatch(Dispatch::new(names, lists, generic_known, generic_unknown))
             }
             tag => {
                 return Err(LoadError::BadTag {

@@ -273,6 +273,12 @@ pub enum Instr {
         src: u8,
         chunk: u16,
     },
+    /// Run the rules the dispatch table `table` selects for the call's tool,
+    /// in order; the first whose chunk returns true decides. Falls through
+    /// when none does.
+    Dispatch {
+        table: u16,
+    },
     /// Stop: rule `rule` decides.
     Decide {
         rule: u16,
@@ -307,6 +313,7 @@ pub mod opcode {
     pub const JUMP: u8 = 0x34;
     pub const QUANT: u8 = 0x35;
     pub const DECIDE: u8 = 0x40;
+    pub const DISPATCH: u8 = 0x44;
     pub const DEFAULT_ALLOW: u8 = 0x41;
     pub const HALT: u8 = 0x42;
     pub const RETURN: u8 = 0x43;
@@ -441,6 +448,7 @@ pub fn decode(code: &[u8], pc: usize) -> Result<(Instr, usize), DecodeError> {
             chunk: r.u16()?,
         },
         DECIDE => Instr::Decide { rule: r.u16()? },
+        DISPATCH => Instr::Dispatch { table: r.u16()? },
         DEFAULT_ALLOW => Instr::DefaultAllow { policy: r.u16()? },
         HALT => Instr::Halt,
         RETURN => Instr::Return,
@@ -516,6 +524,10 @@ pub fn encode(instr: &Instr, out: &mut Vec<u8>) {
         Instr::Decide { rule } => {
             out.push(DECIDE);
             u16(out, rule);
+        }
+        Instr::Dispatch { table } => {
+            out.push(DISPATCH);
+            u16(out, table);
         }
         Instr::DefaultAllow { policy } => {
             out.push(DEFAULT_ALLOW);

@@ -55,6 +55,85 @@ pub enum Const {
     Path(Vec<PathSeg>),
     /// A list of name matchers (any may match).
     Matchers(Vec<Matcher>),
+    /// The tool-name dispatch table of the entry chunk.
+    Dispatch(Dispatch),
+}
+
+/// One step of a dispatch list: run a rule's chunk from `pc` (and let the
+/// rule decide if it returns true), or a policy's `default_outcome: allow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Rule { rule: u16, chunk: u16, pc: u32 },
+    DefaultAllow { policy: u16 },
+}
+
+impl Step {
+    /// Position in first-match order: rule `r` is `2r`, a default after rule `r` is `2r + 1`.
+    pub fn key(&self, last_rule_of: impl Fn(u16) -> u16) -> u32 {
+        match *self {
+            Step::Rule { rule, .. } => 2 * rule as u32,
+            Step::DefaultAllow { policy } => 2 * last_rule_of(policy) as u32 + 1,
+        }
+    }
+}
+
+/// Tool-name dispatch: which rules can apply to a call, in first-match order.
+///
+/// A call whose tool is one of `names` runs the merge (by order key) of that
+/// name's list — the rules whose tool patterns match the name, entered past
+/// their tool test — and `generic_known` (rules with no tool pattern,
+/// defaults). Any other tool runs `generic_unknown` (rules with no tool
+/// pattern, rules with glob patterns — their tool test runs —, defaults).
+#[derive(Debug, Clone, Default)]
+pub struct Dispatch {
+    /// Known tool names and the index of their list in `lists`, sorted by name.
+    pub names: Vec<(String, u32)>,
+    pub lists: Vec<Vec<(u32, Step)>>,
+    pub generic_known: Vec<(u32, Step)>,
+    pub generic_unknown: Vec<(u32, Step)>,
+    /// Built from `names` (not serialised).
+    pub(crate) index: rustc_hash::FxHashMap<Box<str>, u32>,
+}
+
+impl Dispatch {
+    pub fn new(
+        names: Vec<(String, u32)>,
+        lists: Vec<Vec<(u32, Step)>>,
+        generic_known: Vec<(u32, Step)>,
+        generic_unknown: Vec<(u32, Step)>,
+    ) -> Self {
+        let index = names
+            .iter()
+            .map(|(n, i)| (n.clone().into_boxed_str(), *i))
+            .collect();
+        Dispatch {
+            names,
+            lists,
+            generic_known,
+            generic_unknown,
+            index,
+        }
+    }
+
+    /// The two lists to merge for a tool name.
+    #[inline]
+    pub fn lists_for(&self, tool: &str) -> (&[(u32, Step)], &[(u32, Step)]) {
+        match self.index.get(tool) {
+            Some(&i) => (
+                self.lists.get(i as usize).map_or(&[][..], |l| &l[..]),
+                &self.generic_known,
+            ),
+            None => (&[], &self.generic_unknown),
+        }
+    }
+
+    pub fn all_steps(&self) -> impl Iterator<Item = &(u32, Step)> {
+        self.lists
+            .iter()
+            .flatten()
+            .chain(&self.generic_known)
+            .chain(&self.generic_unknown)
+    }
 }
 
 impl Const {
@@ -65,6 +144,7 @@ impl Const {
             Const::Regex(_) => "regex",
             Const::Path(_) => "path",
             Const::Matchers(_) => "matchers",
+            Const::Dispatch(_) => "dispatch",
         }
     }
 }

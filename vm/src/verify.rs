@@ -15,7 +15,7 @@
 use thiserror::Error;
 
 use crate::op::{decode, DecodeError, Instr, KvOp};
-use crate::program::{Const, Program, MAX_REGS};
+use crate::program::{Const, Dispatch, Program, Step, MAX_REGS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum VerifyError {
@@ -84,6 +84,8 @@ pub enum VerifyError {
     RulePolicy { rule: usize, policy: u16 },
     #[error("debug entry {index} points outside the program")]
     BadDebug { index: usize },
+    #[error("dispatch table #{index}: {why}")]
+    BadDispatch { index: usize, why: String },
     #[error("too many {what}: {count} (at most 65535)")]
     TooMany { what: &'static str, count: usize },
 }
@@ -114,8 +116,14 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
             });
         }
     }
+    let mut boundaries = Vec::with_capacity(p.chunks.len());
     for ci in 0..p.chunks.len() {
-        verify_chunk(p, ci)?;
+        boundaries.push(verify_chunk(p, ci)?);
+    }
+    for (index, c) in p.consts.iter().enumerate() {
+        if let Const::Dispatch(d) = c {
+            verify_dispatch(p, d, index, &boundaries)?;
+        }
     }
     for (index, d) in p.debug.iter().enumerate() {
         let ok = (d.chunk as usize) < p.chunks.len()
@@ -130,7 +138,60 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
     Ok(())
 }
 
-fn verify_chunk(p: &Program, ci: usize) -> Result<(), VerifyError> {
+/// Every step names an existing rule / policy and enters a body chunk at an
+/// instruction boundary; every list is in strictly increasing order.
+fn verify_dispatch(
+    p: &Program,
+    d: &Dispatch,
+    index: usize,
+    boundaries: &[Vec<bool>],
+) -> Result<(), VerifyError> {
+    let bad = |why: String| VerifyError::BadDispatch { index, why };
+    for (_, list) in &d.names {
+        if *list as usize >= d.lists.len() {
+            return Err(bad(format!("name list #{list} out of range")));
+        }
+    }
+    if d.names.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(bad("names are not sorted and unique".into()));
+    }
+    let lists = d
+        .lists
+        .iter()
+        .chain([&d.generic_known, &d.generic_unknown]);
+    for list in lists {
+        if list.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(bad("a list is not in increasing order".into()));
+        }
+        for (_, step) in list {
+            match *step {
+                Step::Rule { rule, chunk, pc } => {
+                    if rule as usize >= p.rules.len() {
+                        return Err(bad(format!("rule #{rule} out of range")));
+                    }
+                    let ok = chunk > 0
+                        && boundaries
+                            .get(chunk as usize)
+                            .and_then(|b| b.get(pc as usize))
+                            .copied()
+                            .unwrap_or(false);
+                    if !ok {
+                        return Err(bad(format!("chunk {chunk} has no instruction at {pc}")));
+                    }
+                }
+                Step::DefaultAllow { policy } => {
+                    if policy as usize >= p.policies.len() {
+                        return Err(bad(format!("policy #{policy} out of range")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Verifies one chunk; returns its instruction boundaries.
+fn verify_chunk(p: &Program, ci: usize) -> Result<Vec<bool>, VerifyError> {
     let code = &p.chunks[ci].code;
     let entry = ci == 0;
     // First pass: decode everything, remember instruction boundaries.
@@ -277,6 +338,12 @@ fn verify_chunk(p: &Program, ci: usize) -> Result<(), VerifyError> {
                     });
                 }
             }
+            Instr::Dispatch { table } => {
+                if !entry {
+                    return Err(misplaced("Dispatch"));
+                }
+                konst(table, "dispatch", |c| matches!(c, Const::Dispatch(_)))?;
+            }
             Instr::Decide { rule } => {
                 if !entry {
                     return Err(misplaced("Decide"));
@@ -313,5 +380,5 @@ fn verify_chunk(p: &Program, ci: usize) -> Result<(), VerifyError> {
             }
         }
     }
-    Ok(())
+    Ok(starts)
 }
