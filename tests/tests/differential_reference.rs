@@ -79,10 +79,14 @@ enum Cond {
     Quant(bool, Val, Box<Cond>),
 }
 
-const KEYS: &[&str] = &[
-    "command", "path", "paths", "url", "n", "opts", "a", "a.b", "list", "flag", "nul", "b", "mode",
-    "x", "b.c", "in", "zz",
+/// Top-level argument keys of the generated calls (each usually present,
+/// with values of a typical type and sometimes another), plus a missing one.
+const TOP_KEYS: &[&str] = &[
+    "s", "n", "p", "u", "paths", "list", "o", "nul", "flag", "a.b", "x", "in", "zz",
 ];
+/// Keys inside the `o` object (and anywhere else).
+const INNER_KEYS: &[&str] = &["b", "x", "b.c", "in", "zz"];
+
 const STR_LITS: &[&str] = &[
     "",
     "ls",
@@ -96,6 +100,16 @@ const STR_LITS: &[&str] = &[
     "relative",
     "example.com",
     "EXAMPLE.com",
+    "sub.example.com",
+    "host.com",
+    "evil.com",
+    "::1",
+    "2001:db8::1",
+    "127.0.0.1",
+    "/etc/passwd",
+    "/etc/shadow",
+    "../b",
+    ".",
     "1",
     "a",
     "b",
@@ -135,7 +149,9 @@ const GLOBS: &[&str] = &[
     "/srv/{app,data}/*",
     "?",
     "[a-c]*",
-    "[!a]*",
+    // "[!a]*" is left out while the VM lets a negated class match `/` (see
+    // `glob_classes_do_not_match_slash`, ignored until fixed); put it back then.
+    "[a-z]*.rs",
     "rm*",
     "**",
     "*",
@@ -158,32 +174,39 @@ fn lit() -> BoxedStrategy<Lit> {
 }
 
 fn path() -> BoxedStrategy<Val> {
-    let seg = prop_oneof![
-        4 => (select(KEYS), prop::bool::weighted(0.2)).prop_map(|(k, b)| Seg::Key(k, b)),
+    let first = prop_oneof![
+        6 => (select(TOP_KEYS), prop::bool::weighted(0.2)).prop_map(|(k, b)| Seg::Key(k, b)),
         1 => (0u8..3).prop_map(Seg::Index),
     ];
+    let inner = prop_oneof![
+        3 => (select(INNER_KEYS), prop::bool::weighted(0.2)).prop_map(|(k, b)| Seg::Key(k, b)),
+        2 => (0u8..3).prop_map(Seg::Index),
+    ];
+    let rest = prop_oneof![3 => Just(vec![]), 1 => prop::collection::vec(inner.clone(), 1..3)];
     prop_oneof![
         1 => Just(Val::Path(Root::Tool, vec![])),
         1 => Just(Val::Path(Root::Agent, vec![])),
         1 => Just(Val::Path(Root::Action, vec![])),
-        8 => prop::collection::vec(seg.clone(), 0..3).prop_map(|s| Val::Path(Root::Args, s)),
-        4 => (0u8..2, prop::collection::vec(seg, 0..2)).prop_map(|(v, s)| Val::Path(Root::Var(v), s)),
+        1 => Just(Val::Path(Root::Args, vec![])),
+        12 => (first, rest).prop_map(|(f, mut r)| {
+            r.insert(0, f);
+            Val::Path(Root::Args, r)
+        }),
+        4 => (0u8..2, prop::collection::vec(inner, 0..2)).prop_map(|(v, s)| Val::Path(Root::Var(v), s)),
     ]
     .boxed()
 }
 
 fn value() -> BoxedStrategy<Val> {
-    let base = prop_oneof![
+    prop_oneof![
         3 => lit().prop_map(Val::Lit),
         1 => prop::collection::vec(lit(), 0..4).prop_map(Val::List),
         5 => path(),
-    ];
-    base.prop_recursive(2, 4, 1, |inner| {
-        prop_oneof![
-            3 => inner.clone(),
-            1 => (select(FUNCS), inner).prop_map(|(f, v)| Val::Func(f, Box::new(v))),
-        ]
-    })
+        2 => (select(FUNCS), path()).prop_map(|(f, v)| Val::Func(f, Box::new(v))),
+        1 => (select(FUNCS), select(FUNCS), path())
+            .prop_map(|(f, g, v)| Val::Func(f, Box::new(Val::Func(g, Box::new(v))))),
+        1 => (select(FUNCS), lit()).prop_map(|(f, l)| Val::Func(f, Box::new(Val::Lit(l)))),
+    ]
     .boxed()
 }
 
@@ -533,9 +556,102 @@ fn render_native(index: usize, p: &NativePolicy) -> String {
     y
 }
 
+/// A number, or sometimes a numeric-looking string.
+fn number() -> BoxedStrategy<Value> {
+    prop_oneof![
+        4 => select(vec![0i64, 1, -1, 2, 3, 5, 443, 1000]).prop_map(Value::from),
+        3 => select(vec![0.0f64, 1.0, -0.0, 2.5, 1000.0, 0.1, 1e20, 3.0]).prop_map(|f| serde_json::json!(f)),
+        1 => select(vec!["1", "1.0", "2"]).prop_map(|s| Value::String(s.into())),
+    ]
+    .boxed()
+}
+
+fn string() -> BoxedStrategy<Value> {
+    prop_oneof![
+        3 => select(STR_LITS).prop_map(|s| Value::String(s.into())),
+        2 => select(STRINGS).prop_map(|s| Value::String(s.into())),
+        1 => select(PATHS).prop_map(|s| Value::String(s.into())),
+    ]
+    .boxed()
+}
+
+/// Arguments shaped so that the generated paths usually find something:
+/// each key is present with its usual type most of the time, another type
+/// sometimes, absent sometimes.
+fn native_args() -> BoxedStrategy<Value> {
+    fn field(typical: BoxedStrategy<Value>) -> BoxedStrategy<Option<Value>> {
+        prop_oneof![6 => typical.prop_map(Some), 1 => scalar().prop_map(Some), 1 => Just(None)]
+            .boxed()
+    }
+    let paths = prop::collection::vec(select(PATHS).prop_map(|s| Value::String(s.into())), 0..4)
+        .prop_map(Value::Array);
+    let list = prop::collection::vec(prop_oneof![string(), number(), scalar()], 0..4)
+        .prop_map(Value::Array);
+    let inner = prop::collection::vec(
+        (
+            select(INNER_KEYS),
+            prop_oneof![string(), number(), json_value()],
+        ),
+        0..4,
+    )
+    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+    (
+        (
+            field(string()),
+            field(number()),
+            field(select(PATHS).prop_map(|s| Value::String(s.into())).boxed()),
+            field(select(URLS).prop_map(|s| Value::String(s.into())).boxed()),
+            field(paths.boxed()),
+            field(list.boxed()),
+        ),
+        (
+            field(inner.boxed()),
+            field(Just(Value::Null).boxed()),
+            field(any::<bool>().prop_map(Value::Bool).boxed()),
+            field(string()),
+            field(json_value()),
+            field(
+                prop::collection::vec(prop_oneof![inner_obj(), number()], 0..3)
+                    .prop_map(Value::Array)
+                    .boxed(),
+            ),
+        ),
+    )
+        .prop_map(|((s, n, p, u, paths, list), (o, nul, flag, ab, x, inn))| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in [
+                ("s", s),
+                ("n", n),
+                ("p", p),
+                ("u", u),
+                ("paths", paths),
+                ("list", list),
+                ("o", o),
+                ("nul", nul),
+                ("flag", flag),
+                ("a.b", ab),
+                ("x", x),
+                ("in", inn),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.to_string(), v);
+                }
+            }
+            Value::Object(m)
+        })
+        .boxed()
+}
+
+fn inner_obj() -> BoxedStrategy<Value> {
+    prop::collection::vec((select(INNER_KEYS), prop_oneof![string(), number()]), 0..3)
+        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+        .boxed()
+}
+
 fn native_call() -> BoxedStrategy<GenCall> {
     let args = prop_oneof![
-        20 => args_object(),
+        14 => native_args(),
+        4 => args_object(),
         1 => json_value(),
     ];
     (gen_call(), args)
@@ -621,6 +737,57 @@ fn vm_agrees_with_reference_on_native_policies() {
         );
     }
     assert!(decided.get() * 5 > evaluations.get(), "generator too weak");
+}
+
+/// One expression per policy, so that every generated expression decides
+/// (with many rules, first-match hides most of them): the rule id tells
+/// whether the expression held.
+#[test]
+fn vm_agrees_with_reference_on_single_expressions() {
+    let start = Instant::now();
+    let evaluations = Cell::new(0usize);
+    let held = Cell::new(0usize);
+    let strategy = (
+        prop::collection::vec(cond(), 8),
+        prop::collection::vec(native_call(), 25),
+    );
+    let mut runner = runner("KVLAR_REF_EXPR_CASES", 1500);
+    let result = runner.run(&strategy, |(conds, calls)| {
+        for c in &conds {
+            let expr = print_expr(c);
+            let yaml = format!(
+                "name: one\ndescription: one expression\nversion: \"1\"\nrules:\n  - id: held\n    when: |-\n      {expr}\n    effect: allow\n"
+            );
+            let compiled = kvlar_compiler::compile_str("one.yaml", &yaml)
+                .map_err(|f| TestCaseError::fail(format!("rejected: {f:?}\n{yaml}")))?;
+            for call in &calls {
+                let ours = Outcome::from_vm(compiled.program.evaluate(&call.call()));
+                let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call.call()));
+                evaluations.set(evaluations.get() + 1);
+                if reference.rule == "held" {
+                    held.set(held.get() + 1);
+                }
+                if ours != reference {
+                    return Err(TestCaseError::fail(format!(
+                        "VM and reference disagree on `{expr}`\ncall: {call:?}\nreference: {reference:?}\nVM:        {ours:?}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let (n, t) = (evaluations.get(), held.get());
+    println!(
+        "single expressions: {n} evaluations, {t} held, {:.1?}",
+        start.elapsed()
+    );
+    assert!(
+        t * 10 > n && t * 10 < n * 9,
+        "expressions are nearly constant: {t} of {n} held"
+    );
 }
 
 #[test]
@@ -739,6 +906,80 @@ rules:
         let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
         assert_eq!(reference.rule, *want, "reference on {tool} {args}");
         assert_eq!(ours, reference, "VM on {tool} {args}");
+    }
+}
+
+fn held(expr: &str, tool: &str, args: Value) -> (String, String) {
+    let yaml = format!(
+        "name: one\ndescription: d\nversion: \"1\"\nrules:\n  - id: held\n    when: |-\n      {expr}\n    effect: allow\n"
+    );
+    let compiled =
+        kvlar_compiler::compile_str("one.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
+    let call = kvlar_vm::Call::mcp(tool, &args);
+    let vm = compiled.program.evaluate(&call).rule.to_string();
+    let reference = reference::evaluate(&compiled.policies, &call).1;
+    (vm, reference)
+}
+
+/// Where globset (bytes, `.` not crossing newlines) and the documented
+/// semantics differ, the documented ones hold: `?` is one *character*, and
+/// `**` crosses newlines like `*` does.
+#[test]
+fn glob_characters_and_newlines() {
+    for (expr, tool, args, want) in [
+        (r#"tool glob "?""#, "é", serde_json::json!({}), "held"),
+        (
+            r#"tool glob "??""#,
+            "é",
+            serde_json::json!({}),
+            "_default_deny",
+        ),
+        (
+            r#"args.s glob "**""#,
+            "t",
+            serde_json::json!({"s": "a\nb"}),
+            "held",
+        ),
+        (
+            r#"args.s glob "*""#,
+            "t",
+            serde_json::json!({"s": "a\nb"}),
+            "held",
+        ),
+        (
+            r#"args.s glob "*""#,
+            "t",
+            serde_json::json!({"s": "a/b"}),
+            "_default_deny",
+        ),
+        (
+            r#"args.s glob "a/**/b""#,
+            "t",
+            serde_json::json!({"s": "a/b"}),
+            "held",
+        ),
+    ] {
+        let (vm, reference) = held(expr, tool, args.clone());
+        assert_eq!(reference, want, "reference: {expr} on {tool} {args}");
+        assert_eq!(vm, want, "VM: {expr} on {tool} {args}");
+    }
+}
+
+/// globset with `literal_separator(true)` (the documented `glob`) never lets
+/// a class match `/`: `[!a]` is `[^/a]`. The VM's classes do match `/`, so
+/// `"/etc" glob "[!a]*"` holds and `"a/c" glob "a[!b]c"` too.
+#[test]
+#[ignore = "finding: VM glob classes match `/` (globset's do not); see the final report"]
+fn glob_classes_do_not_match_slash() {
+    for (expr, s) in [
+        (r#"args.s glob "[!a]*""#, "/etc"),
+        (r#"args.s glob "[!a]""#, "/"),
+        (r#"args.s glob "a[!b]c""#, "a/c"),
+        (r#"args.s glob "[/]""#, "/"),
+    ] {
+        let (vm, reference) = held(expr, "t", serde_json::json!({ "s": s }));
+        assert_eq!(reference, "_default_deny", "reference: {expr} on {s}");
+        assert_eq!(vm, "_default_deny", "VM: {expr} on {s}");
     }
 }
 

@@ -78,9 +78,38 @@ fn compile(name: &str) -> Program {
         .program
 }
 
+type Case = (&'static str, &'static str, Value, Effect);
+
+fn check(cases: &[Case]) {
+    let mut report = Vec::new();
+    let mut programs: Vec<(&str, Program)> = Vec::new();
+    for (file, tool, args, want) in cases {
+        if !programs.iter().any(|(f, _)| f == file) {
+            programs.push((file, compile(file)));
+        }
+        let program = &programs
+            .iter()
+            .find(|(f, _)| f == file)
+            .expect("compiled")
+            .1;
+        let call = Call::mcp(tool, args);
+        let (n, effect) = allocations(program, &call);
+        assert_eq!(effect, *want, "{file} {tool} {args}");
+        if n != 0 {
+            report.push(format!("{file} {tool} {args} ({effect}): {n} allocations"));
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "evaluation allocated:\n{}",
+        report.join("\n")
+    );
+}
+
+/// Typical calls whose tested arguments are strings.
 #[test]
 fn evaluation_does_not_allocate() {
-    let cases: Vec<(&str, &str, Value, Effect)> = vec![
+    check(&[
         (
             "shell.yaml",
             "bash",
@@ -102,6 +131,12 @@ fn evaluation_does_not_allocate() {
         (
             "shell.yaml",
             "bash",
+            json!({"command": "sudo ls"}),
+            Effect::Deny,
+        ),
+        (
+            "shell.yaml",
+            "bash",
             json!({"command": "git status"}),
             Effect::Allow,
         ),
@@ -109,12 +144,6 @@ fn evaluation_does_not_allocate() {
             "shell.yaml",
             "bash",
             json!({"command": "pip install x"}),
-            Effect::RequireApproval,
-        ),
-        (
-            "shell.yaml",
-            "bash",
-            json!({"command": ["rm", "-rf", "/"]}),
             Effect::RequireApproval,
         ),
         (
@@ -143,15 +172,9 @@ fn evaluation_does_not_allocate() {
         ),
         (
             "filesystem.yaml",
-            "read_multiple_files",
-            json!({"paths": ["/workspace/a.rs", "/workspace/b.rs"]}),
-            Effect::Allow,
-        ),
-        (
-            "filesystem.yaml",
-            "read_multiple_files",
-            json!({"paths": ["/workspace/a.rs", "/home/u/.env"]}),
-            Effect::Deny,
+            "move_file",
+            json!({"source": "/workspace/a", "destination": "/workspace/b"}),
+            Effect::RequireApproval,
         ),
         (
             "postgres.yaml",
@@ -172,30 +195,34 @@ fn evaluation_does_not_allocate() {
             Effect::Deny,
         ),
         ("postgres.yaml", "query", json!({}), Effect::Deny),
-    ];
-    let mut report = Vec::new();
-    let mut programs: Vec<(&str, Program)> = Vec::new();
-    for (file, tool, args, want) in &cases {
-        if !programs.iter().any(|(f, _)| f == file) {
-            programs.push((file, compile(file)));
-        }
-        let program = &programs
-            .iter()
-            .find(|(f, _)| f == file)
-            .expect("compiled")
-            .1;
-        let call = Call::mcp(tool, args);
-        let (n, effect) = allocations(program, &call);
-        assert_eq!(effect, *want, "{file} {tool} {args}");
-        if n != 0 {
-            report.push(format!("{file} {tool} {args} ({effect}): {n} allocations"));
-        }
-    }
-    assert!(
-        report.is_empty(),
-        "evaluation allocated:\n{}",
-        report.join("\n")
-    );
+    ]);
+}
+
+/// Typical calls where a `parameters` regex runs over a non-string argument
+/// (Kvlar matches it against the compact JSON text): `read_multiple_files`'s
+/// `paths` array, a command given as an array.
+#[test]
+fn evaluation_does_not_allocate_for_json_text_parameters() {
+    check(&[
+        (
+            "shell.yaml",
+            "bash",
+            json!({"command": ["rm", "-rf", "/"]}),
+            Effect::RequireApproval,
+        ),
+        (
+            "filesystem.yaml",
+            "read_multiple_files",
+            json!({"paths": ["/workspace/a.rs", "/workspace/b.rs"]}),
+            Effect::Allow,
+        ),
+        (
+            "filesystem.yaml",
+            "read_multiple_files",
+            json!({"paths": ["/workspace/a.rs", "/home/u/.env"]}),
+            Effect::Deny,
+        ),
+    ]);
 }
 
 /// The counter works (otherwise the test above would pass vacuously).

@@ -143,9 +143,10 @@ fn glob_list(
 
 fn condition_value(op: &'static str) -> BoxedStrategy<Value> {
     match op {
+        // Any string is a regex here, so only valid ones; non-strings count as "".
         "matches" => prop_oneof![
             4 => select(REGEXES).prop_map(|r| Value::String(r.into())),
-            1 => scalar(),
+            1 => scalar().prop_filter("a non-string", |v| !v.is_string()),
         ]
         .boxed(),
         "in_domain" | "not_in_domain" => prop_oneof![
