@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, EVERYTHING, KVLAR, POLICIES, proxy, session, wait_for
+from conftest import BIN, EVERYTHING, KVLAR, POLICIES, RECORDER, Raw, proxy, session, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -48,6 +48,29 @@ async def test_audit_log_records_every_decision(tmp_path):
         "request_id": entries[0]["request_id"] + 1, "tool": "get-env", "arguments": {}, "agent_id": "mcp-agent",
         "decision": "deny", "rule": "deny-env", "reason": "environment variables may hold secrets",
     }
+
+
+def test_refused_calls_are_audited_too(tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    r = Raw(proxy(POLICIES / "everything.yaml", RECORDER + [str(tmp_path / "received")], "--audit", str(audit)))
+    try:
+        r.send(b'{"jsonrpc":"2.0","id":"dup","method":"tools/call","params":{"name":"echo","arguments":{"a":1,"a":2}}}\n')
+        assert json.loads(r.line())["error"]["code"] == -32600
+        r.send(b'[{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-env"}}]\n')
+        r.send(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
+        assert r.response(1)["result"]["method"] == "ping"
+    finally:
+        r.close()
+    entries = audit_lines(audit, 2)
+    for e in entries:
+        assert TIMESTAMP.match(e.pop("timestamp"))
+        e.pop("policy_hash")
+    assert entries == [
+        {"request_id": "dup", "tool": None, "agent_id": "mcp-agent", "decision": "invalid", "rule": None,
+         "reason": "params contain duplicate keys (keys may not repeat, nor differ only by case)", "eval_ns": 0},
+        {"request_id": None, "tool": None, "agent_id": "mcp-agent", "decision": "invalid", "rule": None,
+         "reason": "a JSON-RPC batch contained a tools/call", "eval_ns": 0},
+    ]
 
 
 async def test_audit_redact_drops_argument_values(tmp_path):

@@ -19,12 +19,16 @@ pub struct Record {
     pub time: SystemTime,
     /// The request id, raw JSON text.
     pub request_id: String,
-    pub tool: String,
-    pub args: Value,
+    /// The tool name (`None` when a refused call had none).
+    pub tool: Option<String>,
+    /// The arguments (`None` when a refused call was not read that far).
+    pub args: Option<Value>,
     pub agent: Arc<str>,
-    /// `allow`, `deny` or `require_approval`.
+    /// `allow`, `deny`, `require_approval`, or `invalid` for a `tools/call`
+    /// refused before evaluation (malformed, ambiguous, a notification, in a batch).
     pub decision: &'static str,
-    pub rule: String,
+    /// The rule that decided (`None` for `invalid`).
+    pub rule: Option<String>,
     pub reason: Option<String>,
     pub policy_hash: String,
     pub eval_ns: u64,
@@ -121,39 +125,47 @@ pub fn encode(r: &Record, redact: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\",\"request_id\":");
     out.extend_from_slice(r.request_id.as_bytes());
     out.extend_from_slice(b",\"tool\":");
-    write_json_str(out, &r.tool);
-    if redact {
-        // Values dropped; the argument names are kept.
-        out.extend_from_slice(b",\"argument_keys\":[");
-        if let Value::Object(m) = &r.args {
-            for (i, k) in m.keys().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+    write_opt_str(out, r.tool.as_deref());
+    match &r.args {
+        None => {}
+        Some(args) if redact => {
+            // Values dropped; the argument names are kept.
+            out.extend_from_slice(b",\"argument_keys\":[");
+            if let Value::Object(m) = args {
+                for (i, k) in m.keys().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_json_str(out, k);
                 }
-                write_json_str(out, k);
             }
+            out.push(b']');
         }
-        out.push(b']');
-    } else {
-        out.extend_from_slice(b",\"arguments\":");
-        let _ = serde_json::to_writer(&mut *out, &r.args);
+        Some(args) => {
+            out.extend_from_slice(b",\"arguments\":");
+            let _ = serde_json::to_writer(&mut *out, args);
+        }
     }
     out.extend_from_slice(b",\"agent_id\":");
     write_json_str(out, &r.agent);
     out.extend_from_slice(b",\"decision\":");
     write_json_str(out, r.decision);
     out.extend_from_slice(b",\"rule\":");
-    write_json_str(out, &r.rule);
+    write_opt_str(out, r.rule.as_deref());
     out.extend_from_slice(b",\"reason\":");
-    match &r.reason {
-        Some(s) => write_json_str(out, s),
-        None => out.extend_from_slice(b"null"),
-    }
+    write_opt_str(out, r.reason.as_deref());
     out.extend_from_slice(b",\"policy_hash\":");
     write_json_str(out, &r.policy_hash);
     out.extend_from_slice(b",\"eval_ns\":");
     out.extend_from_slice(r.eval_ns.to_string().as_bytes());
     out.extend_from_slice(b"}\n");
+}
+
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// RFC 3339 UTC with microseconds, e.g. `2025-11-25T12:21:00.123456Z`.
@@ -193,11 +205,11 @@ mod tests {
         Record {
             time: UNIX_EPOCH + Duration::new(1_764_073_260, 123_456_789),
             request_id: "\"req-1\"".into(),
-            tool: "get-env".into(),
-            args: serde_json::json!({"name": "HOME", "n": 1}),
+            tool: Some("get-env".into()),
+            args: Some(serde_json::json!({"name": "HOME", "n": 1})),
             agent: Arc::from("mcp-agent"),
             decision: "deny",
-            rule: "no-env".into(),
+            rule: Some("no-env".into()),
             reason: Some("secret".into()),
             policy_hash: "ab12".into(),
             eval_ns: 812,
@@ -245,6 +257,26 @@ mod tests {
             "{\"timestamp\":\"2025-11-25T12:21:00.123456Z\",\"request_id\":\"req-1\",\"tool\":\"get-env\",\
              \"argument_keys\":[\"n\",\"name\"],\"agent_id\":\"mcp-agent\",\"decision\":\"allow\",\
              \"rule\":\"no-env\",\"reason\":null,\"policy_hash\":\"ab12\",\"eval_ns\":812}\n"
+        );
+    }
+
+    #[test]
+    fn refused_call_line() {
+        let mut out = Vec::new();
+        let mut r = record();
+        r.request_id = "null".into();
+        r.tool = None;
+        r.args = None;
+        r.decision = "invalid";
+        r.rule = None;
+        r.reason = Some("a JSON-RPC batch contained a tools/call".into());
+        r.eval_ns = 0;
+        encode(&r, true, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"timestamp\":\"2025-11-25T12:21:00.123456Z\",\"request_id\":null,\"tool\":null,\
+             \"agent_id\":\"mcp-agent\",\"decision\":\"invalid\",\"rule\":null,\
+             \"reason\":\"a JSON-RPC batch contained a tools/call\",\"policy_hash\":\"ab12\",\"eval_ns\":0}\n"
         );
     }
 

@@ -44,7 +44,16 @@ pub enum ClientLine<'a> {
     Evaluate(ToolCall<'a>),
     /// Do not forward; answer the client with this line (ends with `\n`).
     Reply(Vec<u8>),
-    /// Do not forward and do not answer (a `tools/call` notification, a blank line).
+    /// A `tools/call` attempt refused without evaluation (malformed, ambiguous,
+    /// a notification, in a batch): never forwarded; answered with `reply`
+    /// when there is an id to answer. Audited.
+    Refuse {
+        reply: Option<Vec<u8>>,
+        /// The request id, raw JSON text, when there is one.
+        id: Option<String>,
+        why: Cow<'static, str>,
+    },
+    /// Do not forward and do not answer (a blank line).
     Drop,
 }
 
@@ -182,10 +191,11 @@ struct Rejection<'a> {
 fn object(members: Members<'_>) -> ClientLine<'_> {
     match shape(members) {
         Shape::ToolCall(Ok(call)) => ClientLine::Evaluate(call),
-        Shape::ToolCall(Err(Rejection { id: Some(id), why })) => {
-            ClientLine::Reply(error_line(id, INVALID_REQUEST, &invalid_message(&why)))
-        }
-        Shape::ToolCall(Err(Rejection { id: None, .. })) => ClientLine::Drop,
+        Shape::ToolCall(Err(Rejection { id, why })) => ClientLine::Refuse {
+            reply: id.map(|id| error_line(id, INVALID_REQUEST, &invalid_message(&why))),
+            id: id.map(str::to_owned),
+            why,
+        },
         Shape::Request(id) => ClientLine::Forward {
             request_id: Some(id),
             cancels: None,
@@ -357,8 +367,13 @@ fn batch(items: &[&RawValue]) -> ClientLine<'static> {
             cancels: None,
         };
     }
+    let why = Cow::Borrowed("a JSON-RPC batch contained a tools/call");
     if ids.is_empty() {
-        return ClientLine::Drop;
+        return ClientLine::Refuse {
+            reply: None,
+            id: None,
+            why,
+        };
     }
     let mut out = Vec::new();
     out.push(b'[');
@@ -366,7 +381,7 @@ fn batch(items: &[&RawValue]) -> ClientLine<'static> {
         if i > 0 {
             out.push(b',');
         }
-        let why = if *is_call {
+        let message = if *is_call {
             "a JSON-RPC batch may not contain tools/call"
         } else {
             "it was part of a JSON-RPC batch that contains a tools/call"
@@ -375,14 +390,18 @@ fn batch(items: &[&RawValue]) -> ClientLine<'static> {
             id,
             INVALID_REQUEST,
             &format!(
-                "Invalid Request: Kvlar refused this request: {why}; the batch was not forwarded"
+                "Invalid Request: Kvlar refused this request: {message}; the batch was not forwarded"
             ),
         );
         line.pop();
         out.extend_from_slice(&line);
     }
     out.extend_from_slice(b"]\n");
-    ClientLine::Reply(out)
+    ClientLine::Refuse {
+        reply: Some(out),
+        id: None,
+        why,
+    }
 }
 
 /// Collects, over a batch and any nested arrays, whether a tools/call attempt

@@ -155,6 +155,26 @@ where
                 send(&out, line).await;
                 None
             }
+            ClientLine::Refuse { reply, id, why } => {
+                if let Some(audit) = &ctx.audit {
+                    audit.record(Record {
+                        time: SystemTime::now(),
+                        request_id: id.unwrap_or_else(|| "null".to_owned()),
+                        tool: None,
+                        args: None,
+                        agent: ctx.agent.clone(),
+                        decision: "invalid",
+                        rule: None,
+                        reason: Some(why.into_owned()),
+                        policy_hash: ctx.policy.load().policy_hash().to_owned(),
+                        eval_ns: 0,
+                    });
+                }
+                if let Some(line) = reply {
+                    send(&out, line).await;
+                }
+                None
+            }
             ClientLine::Drop => None,
         };
         let Some(request_id) = forward_id else {
@@ -211,11 +231,11 @@ async fn evaluate<'l, D: Decide>(
             time: SystemTime::now(),
             request_id: id.to_owned(),
             decision: decision.effect.as_str(),
-            rule: decision.rule.to_owned(),
+            rule: Some(decision.rule.to_owned()),
             reason: decision.reason.map(str::to_owned),
             policy_hash: program.policy_hash().to_owned(),
-            tool: call.name,
-            args: call.args,
+            tool: Some(call.name),
+            args: Some(call.args),
             agent: ctx.agent.clone(),
             eval_ns,
         });

@@ -50,7 +50,10 @@ impl Decide for Rules {
 
 fn reply(line: &str) -> String {
     match client_line(line.as_bytes()) {
-        ClientLine::Reply(bytes) => String::from_utf8(bytes).unwrap(),
+        ClientLine::Reply(bytes)
+        | ClientLine::Refuse {
+            reply: Some(bytes), ..
+        } => String::from_utf8(bytes).unwrap(),
         other => panic!("expected a reply to {line:?}, got {other:?}"),
     }
 }
@@ -215,13 +218,18 @@ fn tools_call_notifications_are_dropped() {
     for line in [
         r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-env"}}"#,
         r#"{"jsonrpc":"2.0","method":"TOOLS/CALL","params":{"name":"get-env"}}"#,
-        "",
-        "  \r",
     ] {
-        assert!(
-            matches!(client_line(line.as_bytes()), ClientLine::Drop),
-            "{line}"
-        );
+        match client_line(line.as_bytes()) {
+            ClientLine::Refuse {
+                reply: None,
+                id: None,
+                why,
+            } => assert_eq!(why, "a tools/call notification (no id)"),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    for line in ["", "  \r"] {
+        assert!(matches!(client_line(line.as_bytes()), ClientLine::Drop));
     }
 }
 
@@ -261,11 +269,11 @@ fn batches_with_tools_call_are_refused_whole() {
     // Nested, or only a notification: still never forwarded.
     assert!(matches!(
         client_line(br#"[[{"id":2,"method":"Tools/call","params":{}}]]"#),
-        ClientLine::Reply(_)
+        ClientLine::Refuse { reply: Some(_), .. }
     ));
     assert!(matches!(
         client_line(br#"[{"method":"tools/call","params":{"name":"x"}}]"#),
-        ClientLine::Drop
+        ClientLine::Refuse { reply: None, .. }
     ));
 }
 
