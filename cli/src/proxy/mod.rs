@@ -8,6 +8,27 @@
 //! kvlar proxy --stdio --policy P [--policy P2] [--watch] [--audit FILE] [--audit-redact] [--agent-id ID] -- <command> [args…]
 //! kvlar proxy --config proxy.yaml
 //! ```
+//!
+//! - Allowed: the client's original bytes are forwarded unchanged.
+//! - Denied (and `require_approval`, as there is no approval channel yet): the
+//!   proxy answers with a JSON-RPC result `{"content":[{"type":"text","text":
+//!   "Kvlar denied the call to tool `X`: <reason> (rule <id>)"}],"isError":true,
+//!   "_meta":{"io.kvlar/decision":{decision, rule, reason, policy_hash, tool}}}` ([`deny`]).
+//! - Fail closed ([`classify`]): a line that is not JSON or not UTF-8 → `-32700`
+//!   (id null); a `tools/call` that is malformed, has duplicate keys (or keys
+//!   differing only by case) anywhere in its params, an ambiguous id, or a
+//!   method that differs from `tools/call` only by case/whitespace → `-32600`
+//!   with its id; a batch containing any `tools/call` → `-32600` for each
+//!   request in it; a `tools/call` notification → dropped. None is forwarded.
+//! - Lines up to 64 MiB; longer client lines get `-32600` (when their id can be
+//!   read) and are dropped. Non-JSON lines on the server's stdout are dropped
+//!   and logged.
+//! - Lifecycle ([`child`]): client EOF closes the server's stdin, then SIGTERM
+//!   after 2 s, SIGKILL after 2 more; when the server exits, requests it did
+//!   not answer get `-32000` errors and the proxy exits with its status
+//!   (128 + signal if it was killed). Exit 2: bad arguments or config;
+//!   1: the policy does not compile; 127: the server command was not found.
+//! - stdout carries protocol only; logs go to stderr, prefixed `[kvlar] `.
 
 /// Writes one line to stderr. Unlike `eprintln!`, it never panics: a client
 /// that closed the proxy's stderr must not bring the proxy down.
