@@ -10,6 +10,8 @@ mod input;
 mod policy_load;
 mod proxy;
 mod report;
+mod testfile;
+mod trace_view;
 
 /// Kvlar: a firewall for AI-agent tool calls.
 ///
@@ -32,6 +34,12 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Run an MCP server behind the firewall (stdio).
     Proxy(proxy::ProxyArgs),
+    /// Run policy test files (`*.test.yaml`).
+    Test(cmd::test::Args),
+    /// Write a starter policy and its test file from a template.
+    Init(cmd::init::Args),
+    /// Print the JSON Schema of the policy format (for editors).
+    Schema(cmd::schema::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +50,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Explain(a) => cmd::explain::run(a),
         Command::Proxy(a) => proxy::run(a),
+        Command::Test(a) => cmd::test::run(a),
+        Command::Init(a) => cmd::init::run(a),
+        Command::Schema(a) => cmd::schema::run(a),
     }
 }

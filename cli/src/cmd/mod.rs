@@ -2,3 +2,6 @@
 pub mod compile;
 pub mod eval;
 pub mod explain;
+pub mod init;
+pub mod schema;
+pub mod test;
