@@ -34,6 +34,8 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Run an MCP server behind the firewall (stdio).
     Proxy(proxy::ProxyArgs),
+    /// Find shadowed, unreachable and risky rules.
+    Lint(cmd::lint::Args),
     /// Run policy test files (`*.test.yaml`).
     Test(cmd::test::Args),
     /// Write a starter policy and its test file from a template.
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Explain(a) => cmd::explain::run(a),
         Command::Proxy(a) => proxy::run(a),
+        Command::Lint(a) => cmd::lint::run(a),
         Command::Test(a) => cmd::test::run(a),
         Command::Init(a) => cmd::init::run(a),
         Command::Schema(a) => cmd::schema::run(a),

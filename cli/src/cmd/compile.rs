@@ -41,6 +41,8 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let elapsed = started.elapsed();
+    // Lint findings are warnings here: printed, never failing the build.
+    let _ = super::lint::print_findings(kvlar_compiler::lint::lint(&compiled));
     let program = &compiled.program;
     let bytes = program.to_bytes();
     if let Some(out) = &args.output {

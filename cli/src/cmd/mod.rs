@@ -3,5 +3,6 @@ pub mod compile;
 pub mod eval;
 pub mod explain;
 pub mod init;
+pub mod lint;
 pub mod schema;
 pub mod test;

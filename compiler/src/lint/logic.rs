@@ -384,7 +384,10 @@ pub fn covers(g: &Matcher, m: &Matcher) -> bool {
             // `P*`: a literal prefix then one trailing star.
             if let Some(prefix) = gg.strip_suffix('*') {
                 if !prefix.contains(GLOB_SPECIAL) {
-                    let lit: String = mg.chars().take_while(|c| !GLOB_SPECIAL.contains(c)).collect();
+                    let lit: String = mg
+                        .chars()
+                        .take_while(|c| !GLOB_SPECIAL.contains(c))
+                        .collect();
                     return lit.starts_with(prefix);
                 }
             }
@@ -409,9 +412,8 @@ pub fn covers(g: &Matcher, m: &Matcher) -> bool {
 fn disjoint(g: &Matcher, m: &Matcher) -> bool {
     match (g, m) {
         (Matcher::Exact(a), Matcher::Exact(b)) => a != b,
-        (Matcher::Glob { re, .. }, Matcher::Exact(b)) | (Matcher::Exact(b), Matcher::Glob { re, .. }) => {
-            !re.is_match(b)
-        }
+        (Matcher::Glob { re, .. }, Matcher::Exact(b))
+        | (Matcher::Exact(b), Matcher::Glob { re, .. }) => !re.is_match(b),
         _ => false,
     }
 }

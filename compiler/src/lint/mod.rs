@@ -152,7 +152,7 @@ pub enum Warning {
     },
 
     /// `startswith` on a path without normalisation.
-    #[error("rule `{rule}` tests a path with a text prefix: `{witness}` passes it")]
+    #[error("rule `{rule}` tests a path with a text prefix, which `{witness}` defeats")]
     #[diagnostic(code(kvlar::lint::path_prefix), severity(Warning))]
     PathPrefix {
         rule: String,
@@ -330,8 +330,10 @@ fn quoted_list(ids: &[String]) -> String {
 const PROBES: &[&str] = &["x", "Z9", " ", "\n", "/", "-", "\u{1}", "é"];
 
 fn is_path_name(name: &str) -> bool {
-    matches!(name, "path" | "file" | "dir" | "directory" | "filepath" | "filename")
-        || name.ends_with("_path")
+    matches!(
+        name,
+        "path" | "file" | "dir" | "directory" | "filepath" | "filename"
+    ) || name.ends_with("_path")
         || name.ends_with("_file")
         || name.ends_with("_dir")
 }
@@ -354,10 +356,7 @@ impl<'c> Linter<'c> {
                 ));
             } else {
                 related.push(Note {
-                    message: format!(
-                        "in {}",
-                        self.sources.get(span.file).name
-                    ),
+                    message: format!("earlier, in {}", self.sources.get(span.file).name),
                     label: label.clone(),
                     src: self.sources.named_source(span.file),
                     span: SourceSpan::from(*span),
@@ -459,8 +458,7 @@ impl<'c> Linter<'c> {
                 ),
             ),
         };
-        let (src, span, others, related) =
-            self.place(p.name.span, &[(by_span, by_label)]);
+        let (src, span, others, related) = self.place(p.name.span, &[(by_span, by_label)]);
         self.out.push(Warning::UnreachablePolicy {
             policy: p.name.value.clone(),
             by_text,
@@ -617,7 +615,10 @@ impl<'c> Linter<'c> {
             l.ast.id.span,
             &[(
                 e.ast.id.span,
-                format!("{} first, for every call it shares with `{}`", e.ir.effect, l.ir.id),
+                format!(
+                    "{} first, for every call it shares with `{}`",
+                    e.ir.effect, l.ir.id
+                ),
             )],
         );
         self.out.push(Warning::Conflict {
@@ -644,10 +645,8 @@ impl<'c> Linter<'c> {
         positive_regexes(&l.ir.cond, true, &mut found);
         for (c, regex) in found {
             let Some(at) = c.span else { continue };
-            let (src, span, others, related) = self.place(
-                at,
-                &[(l.ast.id.span, format!("deny rule `{}`", l.ir.id))],
-            );
+            let (src, span, others, related) =
+                self.place(at, &[(l.ast.id.span, format!("deny rule `{}`", l.ir.id))]);
             self.out.push(Warning::EmptyRegex {
                 rule: l.ir.id.clone(),
                 regex,
@@ -662,20 +661,47 @@ impl<'c> Linter<'c> {
 
     fn path_prefix(&mut self, l: &Seen<'c>, earlier: &[Seen<'c>]) {
         let mut found = Vec::new();
-        prefix_tests(&l.ir.cond, &mut found);
+        prefix_tests(&l.ir.cond, true, &mut found);
+        let restrictive = l.ir.effect != Effect::Allow;
         for p in found {
             let dir = p.prefix.trim_end_matches('/');
-            let witness = format!("{dir}/../etc/passwd");
-            let mut facts = Facts::new(l.atoms.clone());
+            // Where the test is what lets a call through (allow, or the
+            // negated test of a deny), a path that starts with the prefix
+            // but leaves the directory; where it is what stops a call, a
+            // path inside the directory that does not start with the prefix.
+            let witness = if restrictive == p.positive {
+                if p.prefix.starts_with('/') {
+                    format!("/tmp/..{dir}/passwd")
+                } else {
+                    format!("./{dir}/passwd")
+                }
+            } else {
+                format!("{dir}/../etc/passwd")
+            };
+            // What the rule knows, except about the tested argument, which
+            // takes the witness value.
+            let reads_subj = reads(p.cond);
+            let others: Vec<&Cond> = l
+                .atoms
+                .iter()
+                .copied()
+                .filter(|a| {
+                    !reads(a)
+                        .iter()
+                        .any(|r| reads_subj.iter().any(|s| r.touches(s)))
+                })
+                .collect();
+            let mut facts = Facts::new(others);
             facts.assume_value(p.subj.clone(), Value::String(witness.clone()));
-            // Guarded: the rule itself refuses the witness, or an earlier deny
-            // rule takes it.
-            if facts.truth(&l.ir.cond) == Some(false) {
+            // Guarded: the rule still decides safely on the witness, or an
+            // earlier deny rule takes it.
+            if facts.truth(&l.ir.cond) == Some(restrictive) {
                 continue;
             }
-            if earlier.iter().any(|g| {
-                g.ir.effect == Effect::Deny && facts.truth(&g.ir.cond) == Some(true)
-            }) {
+            if earlier
+                .iter()
+                .any(|g| g.ir.effect == Effect::Deny && facts.truth(&g.ir.cond) == Some(true))
+            {
                 continue;
             }
             let Some(at) = p.cond.span else { continue };
@@ -721,9 +747,7 @@ fn positive_regexes<'c>(c: &'c Cond, positive: bool, out: &mut Vec<(&'c Cond, St
         } if positive && vacuous(re) => out.push((c, re.as_str().to_string())),
         CondKind::Regex {
             re, negate: false, ..
-        } if positive && !is_glob_test(c) && vacuous(re) => {
-            out.push((c, re.as_str().to_string()))
-        }
+        } if positive && !is_glob_test(c) && vacuous(re) => out.push((c, re.as_str().to_string())),
         _ => {}
     }
 }
@@ -739,13 +763,17 @@ struct PrefixTest<'c> {
     prefix: String,
     /// The operand as a native expression (for the help).
     native: String,
+    /// Not under a negation.
+    positive: bool,
 }
 
 fn path_text(p: &[PathSeg]) -> String {
     let mut s = String::from("args");
     for seg in p {
         match seg {
-            PathSeg::Key(k) if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+            PathSeg::Key(k)
+                if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') =>
+            {
                 s.push('.');
                 s.push_str(k);
             }
@@ -756,10 +784,12 @@ fn path_text(p: &[PathSeg]) -> String {
     s
 }
 
-fn prefix_tests<'c>(c: &'c Cond, out: &mut Vec<PrefixTest<'c>>) {
+fn prefix_tests<'c>(c: &'c Cond, positive: bool, out: &mut Vec<PrefixTest<'c>>) {
     match &c.kind {
-        CondKind::And(xs) | CondKind::Or(xs) => xs.iter().for_each(|x| prefix_tests(x, out)),
-        CondKind::Not(x) => prefix_tests(x, out),
+        CondKind::And(xs) | CondKind::Or(xs) => {
+            xs.iter().for_each(|x| prefix_tests(x, positive, out))
+        }
+        CondKind::Not(x) => prefix_tests(x, !positive, out),
         CondKind::Test {
             op: TestOp::StartsWith,
             a: Operand::Args(p),
@@ -772,6 +802,7 @@ fn prefix_tests<'c>(c: &'c Cond, out: &mut Vec<PrefixTest<'c>>) {
                     subj: Subj::Args(p.clone()),
                     prefix: prefix.clone(),
                     native: path_text(p),
+                    positive,
                 });
             }
         }
@@ -792,6 +823,7 @@ fn prefix_tests<'c>(c: &'c Cond, out: &mut Vec<PrefixTest<'c>>) {
                     subj: kv_subject(field),
                     prefix: prefix.clone(),
                     native,
+                    positive,
                 });
             }
         }
@@ -800,8 +832,8 @@ fn prefix_tests<'c>(c: &'c Cond, out: &mut Vec<PrefixTest<'c>>) {
 }
 
 /// Is there provably a call matched by both `e` and `l`, with `e` applying
-/// to every tool (agent, action) `l` applies to? Each atom of `e` must be
-/// implied by `l`, or read only arguments `l` does not read (independent).
+/// to every tool `l` applies to? Each atom of `e` must be implied by `l`, or
+/// read only arguments (or the agent / action) that `l` does not read.
 fn overlaps(e: &Seen<'_>, l: &Seen<'_>, l_facts: &Facts<'_>) -> bool {
     let l_reads: Vec<Reads> = l.atoms.iter().flat_map(|a| reads(a)).collect();
     e.atoms.iter().all(|a| match l_facts.truth(a) {
@@ -809,7 +841,7 @@ fn overlaps(e: &Seen<'_>, l: &Seen<'_>, l_facts: &Facts<'_>) -> bool {
         None => {
             let mine = reads(a);
             !mine.is_empty()
-                && mine.iter().all(|r| matches!(r, Reads::Arg(_)))
+                && !mine.contains(&Reads::Name(kvlar_vm::op::Field::Tool))
                 && !mine.iter().any(|x| l_reads.iter().any(|y| x.touches(y)))
         }
     })
