@@ -9,11 +9,10 @@
 
 use std::collections::HashMap;
 
-use kvlar_vm::op::{encode, Instr};
 use kvlar_vm::op::Field;
+use kvlar_vm::op::{encode, Instr};
 use kvlar_vm::program::{
-    Chunk, Const, DebugEntry, Dispatch, Matcher, PolicyInfo, ProgramParts, RuleInfo, Step,
-    MAX_REGS,
+    Chunk, Const, DebugEntry, Dispatch, Matcher, PolicyInfo, ProgramParts, RuleInfo, Step, MAX_REGS,
 };
 use kvlar_vm::Program;
 
@@ -180,7 +179,10 @@ fn matcher_matches(m: &Matcher, name: &str) -> bool {
 /// the policies mention gets the list of rules whose patterns match it
 /// (entered past their tool test); rules without tool patterns, and glob
 /// rules for other names, are in the generic lists.
-fn build_dispatch(entries: &[(u16, u16, u32, Option<&[Matcher]>)], defaults: &[(u32, Step)]) -> Dispatch {
+fn build_dispatch(
+    entries: &[(u16, u16, u32, Option<&[Matcher]>)],
+    defaults: &[(u32, Step)],
+) -> Dispatch {
     let mut names: Vec<&str> = entries
         .iter()
         .filter_map(|e| e.3)

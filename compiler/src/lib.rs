@@ -74,8 +74,13 @@ impl Compiled {
 /// Compiles policy files, tried in the order given.
 pub fn compile_files(paths: &[PathBuf]) -> Result<Compiled, Failure> {
     let mut sources = SourceMap::new();
-    let set = load::load_files(paths, &mut sources).map_err(|errors| Failure { errors })?;
-    finish(set, sources)
+    let (set, errors) = load::load_files_all(paths, &mut sources);
+    finish(set, sources, errors)
+}
+
+fn sorted(mut errors: Vec<CompileError>) -> Failure {
+    errors.sort_by_key(|e| e.line_col());
+    Failure { errors }
 }
 
 /// Compiles one in-memory policy (`extends` relative to the current directory).
@@ -90,19 +95,29 @@ pub fn compile_strs(policies: &[(&str, &str)]) -> Result<Compiled, Failure> {
     let mut errors = Vec::new();
     let base = Path::new(".");
     for (name, text) in policies {
-        match load::load_str(name, text, base, &mut sources) {
-            Ok(s) => set.policies.extend(s.policies),
-            Err(e) => errors.extend(e),
-        }
+        let (s, e) = load::load_str_all(name, text, base, &mut sources);
+        set.policies.extend(s.policies);
+        errors.extend(e);
     }
-    if !errors.is_empty() {
-        return Err(Failure { errors });
-    }
-    finish(set, sources)
+    finish(set, sources, errors)
 }
 
-fn finish(set: ast::PolicySet, sources: SourceMap) -> Result<Compiled, Failure> {
-    let ir = lower::lower(&set, &sources).map_err(|errors| Failure { errors })?;
+/// Lowers what was loaded even when loading reported errors, so that every
+/// error of every stage is reported at once (in file order).
+fn finish(
+    set: ast::PolicySet,
+    sources: SourceMap,
+    mut errors: Vec<CompileError>,
+) -> Result<Compiled, Failure> {
+    let lowered = lower::lower(&set, &sources);
+    let ir = match lowered {
+        Ok(ir) if errors.is_empty() => ir,
+        Ok(_) => return Err(sorted(errors)),
+        Err(more) => {
+            errors.extend(more);
+            return Err(sorted(errors));
+        }
+    };
     let program = codegen::generate(&ir, &sources).map_err(|e| {
         let (rule, message) = match &e {
             codegen::CodegenError::TooComplex { rule } => (

@@ -83,3 +83,15 @@ fn policies_are_tried_in_order_with_default_outcomes() {
     assert_eq!(rule("y"), "only-y");
     assert_eq!(rule("z"), "_default_allow");
 }
+
+#[test]
+fn load_and_lowering_errors_are_reported_together_in_file_order() {
+    let yaml = format!(
+        "{HEAD}rules:\n  - id: a\n    when: args.x =~ /(/\n    effect: allow\n  - id: b\n    effect: denny\n"
+    );
+    let errs = errors(&yaml);
+    let positions: Vec<(usize, usize)> = errs.iter().map(|e| (e.1, e.2)).collect();
+    assert_eq!(positions, vec![(6, 21), (9, 13)], "{errs:#?}");
+    assert_eq!(errs[0].3, "invalid regular expression: unclosed group");
+    assert_eq!(errs[1].3, "unknown effect `denny`");
+}

@@ -86,12 +86,37 @@ impl Program {
                 }
             );
         }
+        // Which rule each rule chunk belongs to (from the dispatch tables).
+        let mut chunk_rule: Vec<Option<u16>> = vec![None; self.chunks.len()];
+        for c in &self.consts {
+            if let Const::Dispatch(d) = c {
+                for (_, step) in d.all_steps() {
+                    if let crate::program::Step::Rule { rule, chunk, .. } = *step {
+                        if let Some(slot) = chunk_rule.get_mut(chunk as usize) {
+                            *slot = Some(rule);
+                        }
+                    }
+                }
+            }
+        }
         for (ci, chunk) in self.chunks.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "\nchunk {ci} ({}):",
-                if ci == 0 { "entry" } else { "quantifier body" }
-            );
+            let kind = match (ci, chunk_rule[ci]) {
+                (0, _) => "entry".to_string(),
+                (_, Some(r)) => match self.rules.get(r as usize) {
+                    Some(info) => format!(
+                        "rule {r} `{}` → {}{}",
+                        info.id,
+                        info.effect,
+                        info.reason
+                            .as_deref()
+                            .map(|s| format!(" ({s:?})"))
+                            .unwrap_or_default()
+                    ),
+                    None => format!("rule {r}"),
+                },
+                (_, None) => "quantifier body".to_string(),
+            };
+            let _ = writeln!(out, "\nchunk {ci}: {kind}");
             let mut current_rule: Option<u16> = None;
             let mut pc = 0;
             while pc < chunk.code.len() {
@@ -107,14 +132,8 @@ impl Program {
                             if let Some(r) = self.rules.get(d.rule as usize) {
                                 let _ = writeln!(
                                     out,
-                                    "  ; ── rule {} `{}` → {}{}",
-                                    d.rule,
-                                    r.id,
-                                    r.effect,
-                                    r.reason
-                                        .as_deref()
-                                        .map(|s| format!(" ({s:?})"))
-                                        .unwrap_or_default()
+                                    "  ; ── rule {} `{}` → {}",
+                                    d.rule, r.id, r.effect
                                 );
                             }
                         }

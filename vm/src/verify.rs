@@ -155,10 +155,7 @@ fn verify_dispatch(
     if d.names.windows(2).any(|w| w[0].0 >= w[1].0) {
         return Err(bad("names are not sorted and unique".into()));
     }
-    let lists = d
-        .lists
-        .iter()
-        .chain([&d.generic_known, &d.generic_unknown]);
+    let lists = d.lists.iter().chain([&d.generic_known, &d.generic_unknown]);
     for list in lists {
         if list.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(bad("a list is not in increasing order".into()));

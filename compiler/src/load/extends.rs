@@ -239,7 +239,18 @@ impl<'s> Loader<'s> {
 
     /// Checks rule ids across every file read, expands `extends` of each
     /// root, and returns the policies (or every error found).
-    pub fn finish(mut self, roots: &[usize]) -> Result<PolicySet, Vec<CompileError>> {
+    pub fn finish(self, roots: &[usize]) -> Result<PolicySet, Vec<CompileError>> {
+        let (set, errors) = self.finish_all(roots);
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Like [`Loader::finish`], but always returns what could be loaded, with
+    /// the errors beside it, so later stages can report their errors too.
+    pub fn finish_all(mut self, roots: &[usize]) -> (PolicySet, Vec<CompileError>) {
         let mut seen: HashMap<String, Span> = HashMap::new();
         let mut dups = Vec::new();
         for node in &self.nodes {
@@ -262,9 +273,6 @@ impl<'s> Loader<'s> {
                 id.value,
             ));
         }
-        if !self.errors.is_empty() {
-            return Err(self.errors);
-        }
         let mut set = PolicySet::default();
         for &root in roots {
             let Some(policy) = self.nodes[root]
@@ -282,7 +290,7 @@ impl<'s> Loader<'s> {
                 ..policy.clone()
             });
         }
-        Ok(set)
+        (set, self.errors)
     }
 
     fn expand(&self, idx: usize, visited: &mut HashSet<usize>, out: &mut Vec<Rule>) {

@@ -45,3 +45,31 @@ pub fn load_str(
     let root = loader.load_root_text(name, text, base_dir);
     loader.finish(&[root])
 }
+
+/// Loads policy files like [`load_files`], returning what could be loaded
+/// together with every error (so later stages can add theirs).
+pub fn load_files_all(
+    paths: &[PathBuf],
+    sources: &mut SourceMap,
+) -> (PolicySet, Vec<CompileError>) {
+    let mut loader = extends::Loader::new(sources);
+    let mut roots = Vec::new();
+    for p in paths {
+        if let Some(idx) = loader.load_root_file(p) {
+            roots.push(idx);
+        }
+    }
+    loader.finish_all(&roots)
+}
+
+/// [`load_str`], returning what could be loaded together with every error.
+pub fn load_str_all(
+    name: &str,
+    text: &str,
+    base_dir: &Path,
+    sources: &mut SourceMap,
+) -> (PolicySet, Vec<CompileError>) {
+    let mut loader = extends::Loader::new(sources);
+    let root = loader.load_root_text(name, text, base_dir);
+    loader.finish_all(&[root])
+}
