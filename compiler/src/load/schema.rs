@@ -72,11 +72,13 @@ pub fn parse_policy(
         rule_ids: Vec::new(),
     };
     let (policy, extends) = cx.policy(root);
-    let failed = !cx.errors.is_empty();
     let rule_ids = std::mem::take(&mut cx.rule_ids);
     errors.append(&mut cx.errors);
     Parsed {
-        policy: if failed { None } else { policy },
+        // Kept even when there were errors (the rules that had them are
+        // left out), so that later stages report their errors too; no
+        // program is ever built from a file with errors.
+        policy,
         extends,
         rule_ids,
     }
