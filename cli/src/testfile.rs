@@ -574,7 +574,11 @@ mod tests {
                     1,
                     8
                 ),
-                ("missing required key `policy` in test file".to_string(), 1, 1)
+                (
+                    "missing required key `policy` in test file".to_string(),
+                    1,
+                    1
+                )
             ]
         );
         assert_eq!(

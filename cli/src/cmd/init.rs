@@ -105,8 +105,13 @@ pub fn run(args: Args) -> ExitCode {
             .map(|p| p.display().to_string())
             .collect();
         if !existing.is_empty() {
+            let verb = if existing.len() == 1 {
+                "exists"
+            } else {
+                "exist"
+            };
             return report::fail(
-                format!("{} already exists", existing.join(" and ")),
+                format!("{} already {verb}", existing.join(" and ")),
                 Some("nothing was written; pass --force to overwrite, or --dir to write elsewhere"),
             );
         }
