@@ -36,6 +36,10 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Find shadowed, unreachable and risky rules.
     Lint(cmd::lint::Args),
+    /// Put an MCP client's servers behind `kvlar proxy` (rewrites its config).
+    Wrap(cmd::wrap::Args),
+    /// Undo `kvlar wrap`: restore the servers' original commands.
+    Unwrap(cmd::wrap::UnwrapArgs),
     /// Run policy test files (`*.test.yaml`).
     Test(cmd::test::Args),
     /// Write a starter policy and its test file from a template.
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
         Command::Explain(a) => cmd::explain::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::Lint(a) => cmd::lint::run(a),
+        Command::Wrap(a) => cmd::wrap::run(a),
+        Command::Unwrap(a) => cmd::wrap::run_unwrap(a),
         Command::Test(a) => cmd::test::run(a),
         Command::Init(a) => cmd::init::run(a),
         Command::Schema(a) => cmd::schema::run(a),

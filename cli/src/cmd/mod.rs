@@ -6,3 +6,4 @@ pub mod init;
 pub mod lint;
 pub mod schema;
 pub mod test;
+pub mod wrap;
