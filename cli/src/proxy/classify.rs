@@ -94,6 +94,14 @@ pub fn client_line(line: &[u8]) -> ClientLine<'_> {
     if trimmed.is_empty() {
         return ClientLine::Drop;
     }
+    let decided = classify_text(trimmed);
+    if trimmed.contains('\r') {
+        return carriage_return(decided);
+    }
+    decided
+}
+
+fn classify_text(trimmed: &str) -> ClientLine<'_> {
     match trimmed.as_bytes()[0] {
         b'{' => match serde_json::from_str::<Members>(trimmed) {
             Ok(members) => object(members),
@@ -137,6 +145,35 @@ pub fn server_line(line: &[u8]) -> ServerLine<'_> {
             Ok(_) => ServerLine::Forward { response_id: None },
             Err(e) => ServerLine::Invalid(e.to_string()),
         }
+    }
+}
+
+/// A carriage return inside a line is JSON whitespace to us, but a line break
+/// to peers that read with universal newlines (the Python SDK's stdio server,
+/// Java's `readLine`, Node's `readline`): they would read the pieces between
+/// the breaks as messages of their own, one of which can be a `tools/call`
+/// nested in what we saw as, say, a notification's params. Such a line is
+/// never forwarded (nor evaluated); a request is answered with its id.
+fn carriage_return(decided: ClientLine<'_>) -> ClientLine<'_> {
+    let id = match &decided {
+        // Garbage, or already refused: nothing reaches the server either way.
+        ClientLine::Reply(_) | ClientLine::Refuse { .. } | ClientLine::Drop => return decided,
+        ClientLine::Forward { request_id, .. } => request_id.map(RawValue::get),
+        ClientLine::Evaluate(call) => Some(call.id.get()),
+    };
+    let why = "the line contains a carriage return (\\r) between its tokens, which some MCP servers read as a line break";
+    ClientLine::Refuse {
+        reply: id.map(|id| {
+            error_line(
+                id,
+                INVALID_REQUEST,
+                &format!(
+                    "Invalid Request: Kvlar refused this message: {why}; it was not forwarded"
+                ),
+            )
+        }),
+        id: id.map(str::to_owned),
+        why: why.into(),
     }
 }
 
@@ -282,7 +319,10 @@ fn tool_call<'a>(
         }
     }
     let mut seen = HashSet::with_capacity(members.len());
-    if !members.iter().all(|(k, _)| seen.insert(k.to_lowercase())) {
+    if !members
+        .iter()
+        .all(|(k, _)| seen.insert(key_fold(k.chars())))
+    {
         return Err(reject("the message has duplicate keys"));
     }
     let raw_params = match params {
@@ -306,6 +346,15 @@ fn tool_call<'a>(
     let Value::Object(mut params) = params else {
         return Err(reject("params is not an object"));
     };
+    // A peer that matches keys case-insensitively (Go's encoding/json) would
+    // read `Arguments` as the arguments we did not see.
+    if params.keys().any(|k| {
+        matches!(fold(k).as_str(), "name" | "arguments") && k != "name" && k != "arguments"
+    }) {
+        return Err(reject(
+            "params has a key that differs from `name` or `arguments` only by case, whitespace or invisible characters",
+        ));
+    }
     let name = match params.remove("name") {
         Some(Value::String(name)) => name,
         _ => return Err(reject("params.name is missing or not a string")),
@@ -344,13 +393,21 @@ fn valid_id(v: &RawValue) -> bool {
 /// Case-folds and strips whitespace, control and invisible characters: two
 /// names that fold the same could be read as one by a lenient peer.
 fn fold(s: &str) -> String {
-    s.chars()
-        .filter(|&c| {
-            !(c.is_whitespace()
-                || c.is_control()
-                || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'))
-        })
+    key_fold(s.chars().filter(|&c| {
+        !(c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'))
+    }))
+}
+
+/// Case-folds an object key as a case-insensitive peer compares keys: Unicode
+/// lower case, plus the long s (`ſ`), which Go's `EqualFold` takes for `s`
+/// (the Kelvin sign already lower-cases to `k`).
+fn key_fold(chars: impl IntoIterator<Item = char>) -> String {
+    chars
+        .into_iter()
         .flat_map(char::to_lowercase)
+        .map(|c| if c == '\u{017F}' { 's' } else { c })
         .collect()
 }
 
@@ -641,7 +698,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
         let mut folded: HashSet<String> = HashSet::new();
         while let Some(Key(k)) = map.next_key()? {
             let v = map.next_value_seed(Strict { dup: self.dup })?;
-            if !folded.insert(k.to_lowercase()) {
+            if !folded.insert(key_fold(k.chars())) {
                 self.dup.set(true);
             }
             out.insert(k.into_owned(), v);

@@ -19,7 +19,12 @@
 //!   differing only by case) anywhere in its params, an ambiguous id, or a
 //!   method that differs from `tools/call` only by case/whitespace → `-32600`
 //!   with its id; a batch containing any `tools/call` → `-32600` for each
-//!   request in it; a `tools/call` notification → dropped. None is forwarded.
+//!   request in it; a `tools/call` notification → dropped; a line with a
+//!   carriage return between its tokens (a line break to universal-newline
+//!   readers such as the Python SDK) → `-32600` when it has an id, else
+//!   dropped. None is forwarded. Keys compare case-insensitively as Go's
+//!   `EqualFold` does (`ſ` is `s`), and `params` keys that only look like
+//!   `name`/`arguments` are refused.
 //! - Lines up to 64 MiB; longer client lines get `-32600` (when their id can be
 //!   read) and are dropped. Non-JSON lines on the server's stdout are dropped
 //!   and logged.

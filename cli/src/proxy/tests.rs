@@ -213,6 +213,98 @@ fn look_alike_methods_are_refused() {
     }
 }
 
+/// Regression: a Python SDK server reads `\r` as a line break, so the middle
+/// of this "notification" was executed as a `tools/call` of a denied tool.
+#[test]
+fn carriage_returns_inside_a_line_are_refused() {
+    let why = "the line contains a carriage return (\\r) between its tokens, which some MCP servers read as a line break";
+    let refused = |id: &str| {
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{{\"code\":-32600,\"message\":\"Invalid Request: \
+             Kvlar refused this message: {}; it was not forwarded\"}}}}\n",
+            why.replace('\\', "\\\\")
+        )
+    };
+    let smuggled = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":\r{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"get-env\"}}\r}";
+    match client_line(smuggled.as_bytes()) {
+        ClientLine::Refuse {
+            reply: None,
+            id: None,
+            why: w,
+        } => assert_eq!(w, why),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        reply("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\",\"params\":\r{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"get-env\"}}}"),
+        refused("7")
+    );
+    // An allowed call whose params hide a denied call for the server.
+    assert_eq!(
+        reply("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"tools/call\",\"params\":\r{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"get-env\"},\"name\":\"echo\"}\r}"),
+        refused("\"a\"")
+    );
+    // Around the message (CRLF line ends, leading CR) it is harmless and forwarded.
+    for line in [
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r",
+        "\r{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r\r",
+    ] {
+        assert!(
+            matches!(client_line(line.as_bytes()), ClientLine::Forward { .. }),
+            "{line:?}"
+        );
+    }
+    // Garbage with a CR still gets the parse error.
+    assert!(reply("x\ry").contains("-32700"));
+}
+
+/// Go's encoding/json matches keys case-insensitively, with `ſ` as `s`.
+#[test]
+fn keys_a_case_insensitive_peer_would_merge_are_refused() {
+    assert_eq!(
+        reply(
+            r#"{"id":1,"method":"tools/call","params":{"name":"echo"},"paramſ":{"name":"get-env"}}"#
+        ),
+        invalid("1", "the message has duplicate keys")
+    );
+    assert_eq!(
+        reply(
+            r#"{"id":1,"method":"tools/call","params":{"name":"echo","arguments":{"path":"/srv"},"argumentſ":{"path":"/etc"}}}"#
+        ),
+        invalid(
+            "1",
+            "params contain duplicate keys (keys may not repeat, nor differ only by case)"
+        )
+    );
+    assert_eq!(
+        reply(
+            r#"{"id":1,"method":"tools/call","params":{"name":"x","arguments":{"maſk":1,"mask":2}}}"#
+        ),
+        invalid(
+            "1",
+            "params contain duplicate keys (keys may not repeat, nor differ only by case)"
+        )
+    );
+    let why = "params has a key that differs from `name` or `arguments` only by case, whitespace or invisible characters";
+    for params in [
+        r#"{"name":"echo","Arguments":{"evil":1}}"#,
+        r#"{"name":"echo","argumentſ":{"evil":1}}"#,
+        r#"{"name":"echo","arguments ":{"evil":1}}"#,
+        r#"{"name":"echo","NAME":"get-env"}"#,
+        r#"{"Name":"get-env"}"#,
+    ] {
+        let line = format!(r#"{{"id":2,"method":"tools/call","params":{params}}}"#);
+        let expected = if params == r#"{"name":"echo","NAME":"get-env"}"# {
+            invalid(
+                "2",
+                "params contain duplicate keys (keys may not repeat, nor differ only by case)",
+            )
+        } else {
+            invalid("2", why)
+        };
+        assert_eq!(reply(&line), expected, "{line}");
+    }
+}
+
 #[test]
 fn tools_call_notifications_are_dropped() {
     for line in [
