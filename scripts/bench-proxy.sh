@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Proxy benchmark: round-trip latency (p50/p99) and pipelined throughput of a
+# tools/call direct to the server, through `kvlar proxy` (release build) and
+# through the published kvlar-cli 0.4.0 proxy, all in the same run. Prints the
+# Markdown tables that go into BENCHMARKS.md ("Proxy").
+#
+#   scripts/bench-proxy.sh [harness options…]
+#
+# Harness options (tests/benches/proxy.rs): --seq N (20000 sequential calls per
+# configuration), --seq-everything N (5000), --rounds N (40 interleaving
+# rounds), --warmup N (2000), --calls N (10000 pipelined calls per round),
+# --calls-everything N (5000), --window W (64), --tput-rounds N (5),
+# --no-kvlar-cli, --no-everything.
+#
+# Installs kvlar-cli 0.4.0 into .deps/kvlar-cli-0.4.0 (gitignored) the first
+# time. The server-everything rows need tests/e2e/node_modules (scripts/e2e.sh
+# installs it); without it they are skipped. Not part of scripts/test-all.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+CLI="$ROOT/.deps/kvlar-cli-0.4.0/bin/kvlar"
+if [ ! -x "$CLI" ]; then
+  echo "bench-proxy: cargo install kvlar-cli 0.4.0 into .deps/kvlar-cli-0.4.0" >&2
+  cargo install --locked kvlar-cli --version 0.4.0 --root "$ROOT/.deps/kvlar-cli-0.4.0" >&2 \
+    || cargo install kvlar-cli --version 0.4.0 --root "$ROOT/.deps/kvlar-cli-0.4.0" >&2
+fi
+
+echo "bench-proxy: cargo build --release -p kvlar" >&2
+cargo build --release -p kvlar >&2
+echo "bench-proxy: building the harness (cargo bench -p kvlar-tests --bench proxy --no-run)" >&2
+cargo bench -p kvlar-tests --bench proxy --no-run >&2
+
+echo "Command: scripts/bench-proxy.sh $*"
+echo "kvlar: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- cli vm compiler grammar 2>/dev/null || echo ' (uncommitted changes)') (release build); kvlar-cli: $("$CLI" --version 2>/dev/null || echo 'not installed')"
+cargo bench -q -p kvlar-tests --bench proxy -- \
+  --kvlar "$TARGET/release/kvlar" --kvlar-cli "$CLI" "$@"

@@ -1,0 +1,920 @@
+//! Proxy benchmark: what `kvlar proxy` costs per `tools/call`, next to a
+//! direct connection and the published `kvlar-cli` 0.4.0 proxy, in the same
+//! run. `scripts/bench-proxy.sh` builds what it needs and runs this; it prints
+//! Markdown tables for BENCHMARKS.md.
+//!
+//! Every configuration is a chain of real processes on real pipes: this
+//! harness (the MCP client) → [proxy →] upstream server. The upstream server
+//! is either this same binary started with `--mock-server` (a minimal,
+//! deterministic stdio MCP server that answers at once, so the proxy's cost is
+//! what is measured) or the real `@modelcontextprotocol/server-everything`.
+//!
+//! - Round-trip latency: one request in flight; the clock starts before the
+//!   request is written and stops when its response has been read
+//!   (`Instant`). p50 and p99 over all samples.
+//! - Pipelined throughput: N calls with a window of W in flight (a writer
+//!   thread, the reader returning credits); calls/s, median over rounds.
+//! - Every chain is started once and kept; measurements are interleaved in
+//!   blocks, with the order rotated each round, so machine noise hits every
+//!   configuration alike.
+//!
+//! Without `--bench` (e.g. `cargo test --benches`) it does nothing: nothing in
+//! the test suite depends on timing.
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--mock-server") {
+        if let Err(e) = mock_server() {
+            eprintln!("mock server: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!("proxy benchmark: skipped (run scripts/bench-proxy.sh)");
+        return;
+    }
+    let opts = match Options::parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench-proxy: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&opts) {
+        eprintln!("bench-proxy: {e}");
+        std::process::exit(1);
+    }
+}
+
+// ---------------------------------------------------------------- options
+
+struct Options {
+    kvlar: PathBuf,
+    kvlar_cli: Option<PathBuf>,
+    everything: Option<PathBuf>,
+    allow_all: PathBuf,
+    curated: PathBuf,
+    /// The policy for the server-everything chains (denies `get-env`).
+    everything_policy: PathBuf,
+    /// Sequential calls per configuration (mock server).
+    seq: usize,
+    /// Sequential calls per configuration (server-everything).
+    seq_everything: usize,
+    /// Interleaving rounds for the sequential measurement.
+    rounds: usize,
+    /// Warm-up calls per configuration.
+    warmup: usize,
+    /// Pipelined calls per round and configuration (mock server).
+    calls: usize,
+    /// Pipelined calls per round and configuration (server-everything).
+    calls_everything: usize,
+    window: usize,
+    tput_rounds: usize,
+    logs: PathBuf,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let mut o = Options {
+            kvlar: root.join("target/release/kvlar"),
+            kvlar_cli: Some(root.join(".deps/kvlar-cli-0.4.0/bin/kvlar")),
+            everything: Some(root.join("tests/e2e/node_modules/.bin/mcp-server-everything")),
+            allow_all: root.join("tests/e2e/policies/allow-all.yaml"),
+            curated: root.join("policies/filesystem.yaml"),
+            everything_policy: root.join("tests/e2e/policies/everything.yaml"),
+            seq: 20_000,
+            seq_everything: 5_000,
+            rounds: 40,
+            warmup: 2_000,
+            calls: 10_000,
+            calls_everything: 5_000,
+            window: 64,
+            tput_rounds: 5,
+            logs: std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root.join("target"), PathBuf::from)
+                .join("bench-proxy"),
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut val = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{a} needs a value"))
+            };
+            let num = |v: String| {
+                v.parse::<usize>()
+                    .map_err(|_| format!("{a}: not a number: {v}"))
+            };
+            match a.as_str() {
+                "--bench" => {}
+                "--kvlar" => o.kvlar = val()?.into(),
+                "--kvlar-cli" => o.kvlar_cli = Some(val()?.into()),
+                "--no-kvlar-cli" => o.kvlar_cli = None,
+                "--everything" => o.everything = Some(val()?.into()),
+                "--no-everything" => o.everything = None,
+                "--allow-all" => o.allow_all = val()?.into(),
+                "--curated" => o.curated = val()?.into(),
+                "--seq" => o.seq = num(val()?)?,
+                "--seq-everything" => o.seq_everything = num(val()?)?,
+                "--rounds" => o.rounds = num(val()?)?.max(1),
+                "--warmup" => o.warmup = num(val()?)?,
+                "--calls" => o.calls = num(val()?)?,
+                "--calls-everything" => o.calls_everything = num(val()?)?,
+                "--window" => o.window = num(val()?)?.max(1),
+                "--tput-rounds" => o.tput_rounds = num(val()?)?.max(1),
+                "--logs" => o.logs = val()?.into(),
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        if !o.kvlar.is_file() {
+            return Err(format!(
+                "{} not found (cargo build --release -p kvlar)",
+                o.kvlar.display()
+            ));
+        }
+        for opt in [&mut o.kvlar_cli, &mut o.everything] {
+            if opt.as_ref().is_some_and(|p| !p.is_file()) {
+                eprintln!(
+                    "bench-proxy: {} not found; skipping it",
+                    opt.as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+                *opt = None;
+            }
+        }
+        Ok(o)
+    }
+}
+
+// ---------------------------------------------------------------- requests
+
+/// A `tools/call` line with a placeholder for its id, and what its answer must contain.
+#[derive(Clone, Copy)]
+struct Request {
+    /// The params object.
+    params: &'static str,
+    expect: Expect,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Answered by the server: the result contains this text.
+    Allowed(&'static str),
+    /// Answered by the proxy: a tool result with `isError: true`.
+    Denied,
+}
+
+/// Allowed by the curated policy (`allow-read-workspace`, after every deny rule).
+const READ_ALLOWED: &str =
+    r#"{"name":"read_text_file","arguments":{"path":"/workspace/src/main.rs"}}"#;
+/// Denied by the curated policy (`deny-ssh`).
+const READ_DENIED: &str =
+    r#"{"name":"read_text_file","arguments":{"path":"/home/user/.ssh/id_rsa"}}"#;
+const ECHO: &str = r#"{"name":"echo","arguments":{"message":"hello"}}"#;
+/// Denied by tests/e2e/policies/everything.yaml (`deny-env`).
+const GET_ENV: &str = r#"{"name":"get-env","arguments":{}}"#;
+const MOCK_TEXT: &str = r#""text":"ok""#;
+const ECHO_TEXT: &str = "Echo: hello";
+
+fn request_line(out: &mut Vec<u8>, id: u64, method: &str, params: Option<&str>) {
+    out.clear();
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id.to_string().as_bytes());
+    out.extend_from_slice(br#","method":""#);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b'"');
+    if let Some(p) = params {
+        out.extend_from_slice(br#","params":"#);
+        out.extend_from_slice(p.as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Whether `line` holds `"id":<id>` (compact or with a space), followed by `,` or `}`.
+fn has_id(line: &[u8], id: u64) -> bool {
+    let id = id.to_string();
+    let mut rest = line;
+    while let Some(at) = find(rest, br#""id":"#) {
+        let mut tail = &rest[at + 5..];
+        while tail.first() == Some(&b' ') {
+            tail = &tail[1..];
+        }
+        if tail.starts_with(id.as_bytes()) && matches!(tail.get(id.len()), Some(b',' | b'}' | b' '))
+        {
+            return true;
+        }
+        rest = &rest[at + 5..];
+    }
+    false
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn is_response(line: &[u8]) -> bool {
+    find(line, br#""id""#).is_some() && find(line, br#""method""#).is_none()
+}
+
+fn check(line: &[u8], expect: Expect, chain: &str) -> Result<(), String> {
+    let ok = match expect {
+        Expect::Allowed(text) => {
+            find(line, text.as_bytes()).is_some() && find(line, b"\"error\"").is_none()
+        }
+        Expect::Denied => {
+            find(line, br#""isError":true"#).is_some() && find(line, MOCK_TEXT.as_bytes()).is_none()
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = String::from_utf8_lossy(line).chars().take(300).collect();
+        Err(format!("{chain}: unexpected answer: {shown}"))
+    }
+}
+
+// ---------------------------------------------------------------- chains
+
+struct Chain {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+    line: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Chain {
+    fn start(name: &str, argv: &[String], logs: &Path) -> Result<Chain, String> {
+        let log_path = logs.join(format!("{}.stderr", name.replace([' ', '/'], "_")));
+        let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| format!("{name}: cannot start {}: {e}", argv[0]))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut chain = Chain {
+            name: name.to_owned(),
+            child,
+            stdin,
+            stdout: BufReader::with_capacity(256 * 1024, stdout),
+            next_id: 1,
+            line: Vec::with_capacity(1024),
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        chain
+            .handshake()
+            .map_err(|e| format!("{e} (stderr: {})", log_path.display()))?;
+        Ok(chain)
+    }
+
+    fn handshake(&mut self) -> Result<(), String> {
+        let init = r#"{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"kvlar-bench","version":"0"}}"#;
+        self.request("initialize", Some(init))?;
+        self.write(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")?;
+        self.request("tools/list", None)?;
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        stdin
+            .write_all(bytes)
+            .map_err(|e| format!("{}: write: {e}", self.name))
+    }
+
+    /// Reads lines until the response with `id`; leaves it in `self.buf`.
+    fn read_response(&mut self, id: u64) -> Result<(), String> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .stdout
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| format!("{}: read: {e}", self.name))?;
+            if n == 0 {
+                return Err(format!("{}: the chain closed its stdout", self.name));
+            }
+            if has_id(&self.buf, id) && is_response(&self.buf) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn request(&mut self, method: &str, params: Option<&str>) -> Result<(), String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        request_line(&mut self.line, id, method, params);
+        let line = std::mem::take(&mut self.line);
+        let res = self.write(&line);
+        self.line = line;
+        res?;
+        self.read_response(id)
+    }
+
+    /// One sequential `tools/call`; returns its round-trip time.
+    fn call(&mut self, req: Request) -> Result<Duration, String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        request_line(&mut self.line, id, "tools/call", Some(req.params));
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        let start = Instant::now();
+        stdin
+            .write_all(&self.line)
+            .map_err(|e| format!("{}: write: {e}", self.name))?;
+        self.read_response(id)?;
+        let rtt = start.elapsed();
+        check(&self.buf, req.expect, &self.name)?;
+        Ok(rtt)
+    }
+
+    /// `n` calls with up to `window` in flight; returns the wall time.
+    fn pipelined(&mut self, req: Request, n: usize, window: usize) -> Result<Duration, String> {
+        let first = self.next_id;
+        self.next_id += n as u64;
+        let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(window);
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        let stdout = &mut self.stdout;
+        let buf = &mut self.buf;
+        let name = self.name.as_str();
+        let start = Instant::now();
+        let result = thread::scope(|s| {
+            let writer = s.spawn(move || -> Result<(), String> {
+                let mut line = Vec::with_capacity(256);
+                for i in 0..n {
+                    if i >= window && credit_rx.recv().is_err() {
+                        return Err("reader stopped".into());
+                    }
+                    request_line(&mut line, first + i as u64, "tools/call", Some(req.params));
+                    stdin
+                        .write_all(&line)
+                        .map_err(|e| format!("{name}: write: {e}"))?;
+                }
+                Ok(())
+            });
+            let mut got = 0;
+            let mut res = Ok(());
+            while got < n {
+                buf.clear();
+                match stdout.read_until(b'\n', buf) {
+                    Ok(0) => {
+                        res = Err(format!("{name}: the chain closed its stdout"));
+                        break;
+                    }
+                    Err(e) => {
+                        res = Err(format!("{name}: read: {e}"));
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+                if !is_response(buf) {
+                    continue;
+                }
+                if let Err(e) = check(buf, req.expect, name) {
+                    res = Err(e);
+                    break;
+                }
+                got += 1;
+                let _ = credit_tx.send(());
+            }
+            drop(credit_tx);
+            let w = writer.join().unwrap_or(Err("writer panicked".into()));
+            res.and(w)
+        });
+        let elapsed = start.elapsed();
+        result.map(|()| elapsed)
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------- configurations
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upstream {
+    Mock,
+    Everything,
+}
+
+struct Config {
+    label: String,
+    chain: usize,
+    request: Request,
+    upstream: Upstream,
+    /// The direct configuration it is compared with (its own index for a direct one).
+    baseline: usize,
+    throughput: bool,
+    seq: Vec<Duration>,
+    tput: Vec<f64>,
+}
+
+fn run(o: &Options) -> Result<(), String> {
+    std::fs::create_dir_all(&o.logs).map_err(|e| format!("{}: {e}", o.logs.display()))?;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mock = vec![me.display().to_string(), "--mock-server".to_owned()];
+    let path = |p: &Path| p.display().to_string();
+    let proxy = |bin: &Path, policy: &Path, server: &[String]| -> Vec<String> {
+        let mut v = vec![
+            path(bin),
+            "proxy".into(),
+            "--stdio".into(),
+            "--policy".into(),
+            path(policy),
+            "--".into(),
+        ];
+        v.extend_from_slice(server);
+        v
+    };
+
+    // Chains: (name, argv).
+    let mut chains_spec: Vec<(String, Vec<String>)> = vec![
+        ("direct".into(), mock.clone()),
+        (
+            "kvlar allow-all".into(),
+            proxy(&o.kvlar, &o.allow_all, &mock),
+        ),
+        ("kvlar curated".into(), proxy(&o.kvlar, &o.curated, &mock)),
+    ];
+    if let Some(cli) = &o.kvlar_cli {
+        chains_spec.push((
+            "kvlar-cli allow-all".into(),
+            proxy(cli, &o.allow_all, &mock),
+        ));
+        chains_spec.push(("kvlar-cli curated".into(), proxy(cli, &o.curated, &mock)));
+    }
+    if let Some(ev) = &o.everything {
+        let server = vec![path(ev)];
+        chains_spec.push(("everything direct".into(), server.clone()));
+        chains_spec.push((
+            "everything kvlar allow-all".into(),
+            proxy(&o.kvlar, &o.allow_all, &server),
+        ));
+        chains_spec.push((
+            "everything kvlar policy".into(),
+            proxy(&o.kvlar, &o.everything_policy, &server),
+        ));
+        if let Some(cli) = &o.kvlar_cli {
+            chains_spec.push((
+                "everything kvlar-cli allow-all".into(),
+                proxy(cli, &o.allow_all, &server),
+            ));
+            chains_spec.push((
+                "everything kvlar-cli policy".into(),
+                proxy(cli, &o.everything_policy, &server),
+            ));
+        }
+    }
+    let idx = |name: &str| chains_spec.iter().position(|(n, _)| n == name);
+
+    let allowed = Request {
+        params: READ_ALLOWED,
+        expect: Expect::Allowed(MOCK_TEXT),
+    };
+    let denied = Request {
+        params: READ_DENIED,
+        expect: Expect::Denied,
+    };
+    let echo = Request {
+        params: ECHO,
+        expect: Expect::Allowed(ECHO_TEXT),
+    };
+    let get_env = Request {
+        params: GET_ENV,
+        expect: Expect::Denied,
+    };
+    let mut configs: Vec<Config> = Vec::new();
+    let mut add = |label: &str, chain: Option<usize>, request, upstream, tput: bool| {
+        if let Some(chain) = chain {
+            let baseline = match upstream {
+                Upstream::Mock => 0,
+                Upstream::Everything => configs
+                    .iter()
+                    .position(|c: &Config| c.upstream == Upstream::Everything)
+                    .unwrap_or(configs.len()),
+            };
+            configs.push(Config {
+                label: label.to_owned(),
+                chain,
+                request,
+                upstream,
+                baseline,
+                throughput: tput,
+                seq: Vec::new(),
+                tput: Vec::new(),
+            });
+        }
+    };
+    use Upstream::{Everything, Mock};
+    add("direct", idx("direct"), allowed, Mock, true);
+    add(
+        "kvlar proxy, allow-all",
+        idx("kvlar allow-all"),
+        allowed,
+        Mock,
+        true,
+    );
+    add(
+        "kvlar proxy, filesystem.yaml, allowed call",
+        idx("kvlar curated"),
+        allowed,
+        Mock,
+        true,
+    );
+    add(
+        "kvlar proxy, filesystem.yaml, denied call",
+        idx("kvlar curated"),
+        denied,
+        Mock,
+        false,
+    );
+    add(
+        "kvlar-cli 0.4.0, allow-all",
+        idx("kvlar-cli allow-all"),
+        allowed,
+        Mock,
+        true,
+    );
+    add(
+        "kvlar-cli 0.4.0, filesystem.yaml, allowed call",
+        idx("kvlar-cli curated"),
+        allowed,
+        Mock,
+        true,
+    );
+    add(
+        "kvlar-cli 0.4.0, filesystem.yaml, denied call",
+        idx("kvlar-cli curated"),
+        denied,
+        Mock,
+        false,
+    );
+    add(
+        "server-everything direct",
+        idx("everything direct"),
+        echo,
+        Everything,
+        true,
+    );
+    add(
+        "server-everything via kvlar proxy, allow-all",
+        idx("everything kvlar allow-all"),
+        echo,
+        Everything,
+        true,
+    );
+    add(
+        "server-everything via kvlar proxy, denied call (get-env)",
+        idx("everything kvlar policy"),
+        get_env,
+        Everything,
+        false,
+    );
+    add(
+        "server-everything via kvlar-cli 0.4.0, allow-all",
+        idx("everything kvlar-cli allow-all"),
+        echo,
+        Everything,
+        true,
+    );
+    add(
+        "server-everything via kvlar-cli 0.4.0, denied call (get-env)",
+        idx("everything kvlar-cli policy"),
+        get_env,
+        Everything,
+        false,
+    );
+
+    let load_before = loadavg();
+    eprintln!("bench-proxy: starting {} chains", chains_spec.len());
+    let mut chains = Vec::new();
+    for (name, argv) in &chains_spec {
+        chains.push(Chain::start(name, argv, &o.logs)?);
+    }
+
+    let per_block = |c: &Config| -> usize {
+        let total = match c.upstream {
+            Mock => o.seq,
+            Everything => o.seq_everything,
+        };
+        total.div_ceil(o.rounds)
+    };
+
+    // Warm-up, interleaved in blocks of 100.
+    eprintln!(
+        "bench-proxy: warm-up ({} calls per configuration)",
+        o.warmup
+    );
+    for _ in 0..o.warmup.div_ceil(100) {
+        for c in &configs {
+            for _ in 0..100 {
+                chains[c.chain].call(c.request)?;
+            }
+        }
+    }
+    for c in configs.iter().filter(|c| c.throughput) {
+        chains[c.chain].pipelined(c.request, 1000, o.window)?;
+    }
+
+    // Sequential latency, interleaved.
+    eprintln!(
+        "bench-proxy: sequential round trips ({} per configuration, {} with server-everything), {} rounds",
+        o.seq, o.seq_everything, o.rounds
+    );
+    let k = configs.len();
+    for round in 0..o.rounds {
+        for j in 0..k {
+            let c = &mut configs[(round + j) % k];
+            let n = per_block(c);
+            let chain = &mut chains[c.chain];
+            for _ in 0..n {
+                let rtt = chain.call(c.request)?;
+                c.seq.push(rtt);
+            }
+        }
+    }
+
+    // Pipelined throughput, interleaved.
+    eprintln!(
+        "bench-proxy: pipelined throughput ({} calls, window {}), {} rounds",
+        o.calls, o.window, o.tput_rounds
+    );
+    let tput_idx: Vec<usize> = (0..k).filter(|&i| configs[i].throughput).collect();
+    for round in 0..o.tput_rounds {
+        for j in 0..tput_idx.len() {
+            let c = &mut configs[tput_idx[(round + j) % tput_idx.len()]];
+            let n = match c.upstream {
+                Mock => o.calls,
+                Everything => o.calls_everything,
+            };
+            let t = chains[c.chain].pipelined(c.request, n, o.window)?;
+            c.tput.push(n as f64 / t.as_secs_f64());
+        }
+    }
+    let load_after = loadavg();
+    for chain in chains {
+        chain.stop();
+    }
+
+    report(o, &mut configs, &load_before, &load_after);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- report
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn signed_us(a: Duration, b: Duration) -> String {
+    format!("{:+.1} µs", us(a) - us(b))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    tput: f64,
+}
+
+fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &str) {
+    let stats: Vec<Stats> = configs
+        .iter_mut()
+        .map(|c| {
+            c.seq.sort();
+            Stats {
+                p50: quantile(&c.seq, 0.50),
+                p99: quantile(&c.seq, 0.99),
+                tput: median(&c.tput),
+            }
+        })
+        .collect();
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    println!();
+    println!(
+        "Machine: {} core(s), {}; load average {} before, {} after.",
+        cores,
+        cpu_model(),
+        load_before,
+        load_after
+    );
+    println!(
+        "Sequential: {} round trips per configuration ({} with server-everything) after {} warm-up calls, interleaved in {} rounds. \
+         Pipelined: {} calls ({} with server-everything), window {}, median of {} interleaved rounds.",
+        o.seq,
+        o.seq_everything,
+        o.warmup,
+        o.rounds,
+        o.calls,
+        o.calls_everything,
+        o.window,
+        o.tput_rounds
+    );
+    println!();
+    println!(
+        "| configuration | p50 | p99 | added p50 | added p99 | pipelined calls/s | vs direct |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (i, c) in configs.iter().enumerate() {
+        let s = &stats[i];
+        let b = &stats[c.baseline];
+        let direct = i == c.baseline;
+        let (added50, added99) = if direct {
+            ("—".to_owned(), "—".to_owned())
+        } else {
+            (signed_us(s.p50, b.p50), signed_us(s.p99, b.p99))
+        };
+        let (tput, ratio) = if c.throughput && !s.tput.is_nan() {
+            (
+                format!("{:.0}", s.tput),
+                format!("{:.0}%", 100.0 * s.tput / b.tput),
+            )
+        } else {
+            ("—".to_owned(), "—".to_owned())
+        };
+        if c.upstream == Upstream::Everything && direct {
+            println!(
+                "| *real server: `@modelcontextprotocol/server-everything`, `echo`* | | | | | | |"
+            );
+        }
+        println!(
+            "| {} | {:.1} µs | {:.1} µs | {} | {} | {} | {} |",
+            c.label,
+            us(s.p50),
+            us(s.p99),
+            added50,
+            added99,
+            tput,
+            ratio
+        );
+    }
+
+    // Targets (issue 4), for our proxy against the mock server.
+    let find = |label: &str| configs.iter().position(|c| c.label == label);
+    println!();
+    println!("Targets (issue 4):");
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    for label in [
+        "kvlar proxy, allow-all",
+        "kvlar proxy, filesystem.yaml, allowed call",
+    ] {
+        if let Some(i) = find(label) {
+            let (s, b) = (&stats[i], &stats[0]);
+            let a50 = us(s.p50) - us(b.p50);
+            let a99 = us(s.p99) - us(b.p99);
+            println!(
+                "- {label}: added p50 {a50:.1} µs ≤ 15 µs: {}; added p99 {a99:.1} µs ≤ 60 µs: {}",
+                verdict(a50 <= 15.0),
+                verdict(a99 <= 60.0)
+            );
+        }
+    }
+    for label in [
+        "kvlar proxy, filesystem.yaml, denied call",
+        "server-everything via kvlar proxy, denied call (get-env)",
+    ] {
+        if let Some(i) = find(label) {
+            let b = configs[i].baseline;
+            println!(
+                "- {label}: p50 {:.1} µs < {} p50 {:.1} µs: {}",
+                us(stats[i].p50),
+                configs[b].label,
+                us(stats[b].p50),
+                verdict(stats[i].p50 < stats[b].p50)
+            );
+        }
+    }
+    for label in [
+        "kvlar proxy, allow-all",
+        "server-everything via kvlar proxy, allow-all",
+    ] {
+        if let Some(i) = find(label) {
+            let b = configs[i].baseline;
+            let r = stats[i].tput / stats[b].tput;
+            println!(
+                "- {label}: pipelined throughput {:.0}% of {} ≥ 90%: {}",
+                100.0 * r,
+                configs[b].label,
+                verdict(r >= 0.90)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- mock server
+
+/// A minimal stdio MCP server: answers `initialize`, `tools/list`,
+/// `tools/call` (always `ok`) and any other request (an empty result) at once;
+/// ignores notifications. It flushes when it has no more input buffered.
+fn mock_server() -> io::Result<()> {
+    let input = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let output = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    let mut input = BufReader::with_capacity(256 * 1024, input);
+    let mut out = io::BufWriter::with_capacity(256 * 1024, output);
+    let mut line = Vec::with_capacity(64 * 1024);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if let (Some(id), Some(method)) = (field(&line, b"\"id\":"), field(&line, b"\"method\":")) {
+            out.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":")?;
+            out.write_all(id)?;
+            let result: &[u8] = match method {
+                b"\"tools/call\"" => br#"{"content":[{"type":"text","text":"ok"}],"isError":false}"#,
+                b"\"initialize\"" => {
+                    br#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"kvlar-bench-mock","version":"0"}}"#
+                }
+                b"\"tools/list\"" => {
+                    br#"{"tools":[{"name":"read_text_file","inputSchema":{"type":"object","properties":{"path":{"type":"string"}}}}]}"#
+                }
+                _ => b"{}",
+            };
+            out.write_all(b",\"result\":")?;
+            out.write_all(result)?;
+            out.write_all(b"}\n")?;
+        }
+        if input.buffer().is_empty() {
+            out.flush()?;
+        }
+    }
+    out.flush()
+}
+
+/// The raw JSON value after `key` (a number or a string without escapes), up to `,` or `}`.
+fn field<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let at = find(line, key)? + key.len();
+    let rest = &line[at..];
+    let rest = &rest[rest.iter().position(|b| *b != b' ')?..];
+    let end = if rest.first() == Some(&b'"') {
+        1 + rest[1..].iter().position(|b| *b == b'"')? + 1
+    } else {
+        rest.iter().position(|b| matches!(b, b',' | b'}' | b' '))?
+    };
+    Some(&rest[..end])
+}
