@@ -1,18 +1,21 @@
 //! Code generation: IR → bytecode [`Program`].
 //!
-//! Rules are laid out in order in the entry chunk. A rule's condition is
-//! compiled as "branch to the next rule when false" (short-circuit, no
-//! booleans materialised), followed by `decide`. After the last rule of a
-//! policy with `default_outcome: allow` comes `default allow`; the entry
-//! chunk ends with `halt` (`_default_deny`). Quantifier bodies become chunks
-//! of their own that return the flag. All jumps are forward.
+//! Each rule's condition becomes a chunk of its own, compiled as "branch to
+//! the end when false" (short-circuit, no booleans materialised), returning
+//! the flag. The entry chunk is `dispatch` + `halt`: the dispatch table
+//! (built here) maps the call's tool name to the rules that can apply to it,
+//! in first-match order, with the policies' `default_outcome: allow` markers
+//! among them; nothing matched is `halt` (`_default_deny`). Regex tests on
+//! one subject are grouped into regex sets, run once per call. Quantifier
+//! bodies are chunks too. All jumps are forward.
 
 use std::collections::HashMap;
 
-use kvlar_vm::op::Field;
 use kvlar_vm::op::{encode, Instr};
+use kvlar_vm::op::{Field, KvOp};
 use kvlar_vm::program::{
-    Chunk, Const, DebugEntry, Dispatch, Matcher, PolicyInfo, ProgramParts, RuleInfo, Step, MAX_REGS,
+    Chunk, Const, DebugEntry, Dispatch, Matcher, PolicyInfo, ProgramParts, RegexSet, RuleInfo,
+    SetSubject, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS,
 };
 use kvlar_vm::Program;
 
@@ -47,6 +50,8 @@ struct Gen {
     rule: u16,
     rule_id: String,
     error: Option<CodegenError>,
+    /// (subject key, pattern) → (regex set constant, pattern id).
+    set_tests: HashMap<(String, String), (u16, u16)>,
 }
 
 #[derive(Clone, Copy)]
@@ -65,7 +70,9 @@ pub fn generate(ir: &ir::Program, sources: &SourceMap) -> Result<Program, Codege
         rule: 0,
         rule_id: String::new(),
         error: None,
+        set_tests: HashMap::new(),
     };
+    g.build_regex_sets(ir);
     let mut rules = Vec::new();
     let mut policies = Vec::new();
     // (rule index, chunk, pc past the tool test, the rule's tool patterns)
@@ -136,6 +143,37 @@ pub fn generate(ir: &ir::Program, sources: &SourceMap) -> Result<Program, Codege
         source_names: sources.files().iter().map(|f| f.name.clone()).collect(),
     };
     Program::new(parts).map_err(|e| CodegenError::Verify(e.to_string()))
+}
+
+/// The subject a regex test reads, when it can join a regex set.
+fn regex_subject(c: &Cond) -> Option<(String, SetSubject, &regex::Regex)> {
+    match &c.kind {
+        CondKind::KvCond {
+            op: KvOp::Matches,
+            field,
+            re: Some(re),
+            ..
+        } => Some((format!("f{field}"), SetSubject::KvField(field.clone()), re)),
+        CondKind::KvParam { key, re } => {
+            Some((format!("p{key}"), SetSubject::KvParam(key.clone()), re))
+        }
+        CondKind::Regex {
+            a: Operand::Args(path),
+            re,
+            ..
+        } => Some((format!("a{path:?}"), SetSubject::Args(path.clone()), re)),
+        _ => None,
+    }
+}
+
+fn each_cond<'c>(c: &'c Cond, f: &mut impl FnMut(&'c Cond)) {
+    f(c);
+    match &c.kind {
+        CondKind::And(xs) | CondKind::Or(xs) => xs.iter().for_each(|x| each_cond(x, f)),
+        CondKind::Not(x) => each_cond(x, f),
+        CondKind::Quant { body, .. } => each_cond(body, f),
+        _ => {}
+    }
 }
 
 /// The rule's leading tool test (`tools:` / `resources:`), and the rest of its conjunction.
@@ -241,6 +279,48 @@ fn build_dispatch(
 }
 
 impl Gen {
+    /// Groups the regex tests of all rules by subject; every subject tested
+    /// by two or more distinct regexes gets a regex set (the largest first,
+    /// at most [`MAX_SETS`]), run once per call instead of once per test.
+    fn build_regex_sets(&mut self, ir: &ir::Program) {
+        let mut groups: Vec<(String, SetSubject, Vec<String>)> = Vec::new();
+        for p in &ir.policies {
+            for r in &p.rules {
+                each_cond(&r.cond, &mut |c| {
+                    if let Some((key, subject, re)) = regex_subject(c) {
+                        let pat = re.as_str().to_string();
+                        match groups.iter_mut().find(|g| g.0 == key) {
+                            Some(g) => {
+                                if !g.2.contains(&pat) && g.2.len() < MAX_SET_PATTERNS {
+                                    g.2.push(pat);
+                                }
+                            }
+                            None => groups.push((key, subject, vec![pat])),
+                        }
+                    }
+                });
+            }
+        }
+        groups.retain(|g| g.2.len() >= 2);
+        // Largest first; ties keep first-seen order (stable sort: deterministic).
+        groups.sort_by_key(|g| std::cmp::Reverse(g.2.len()));
+        let mut slot = 0u8;
+        for (key, subject, patterns) in groups {
+            if slot as usize >= MAX_SETS {
+                break;
+            }
+            let Some(set) = RegexSet::new(slot, subject, patterns.clone()) else {
+                continue;
+            };
+            let index = self.consts.len() as u16;
+            self.consts.push(Const::RegexSet(set));
+            for (i, pat) in patterns.into_iter().enumerate() {
+                self.set_tests.insert((key.clone(), pat), (index, i as u16));
+            }
+            slot += 1;
+        }
+    }
+
     fn fail(&mut self, e: CodegenError) {
         if self.error.is_none() {
             self.error = Some(e);
@@ -293,6 +373,7 @@ impl Gen {
             Const::Regex(r) => format!("r{}", r.as_str()),
             Const::Path(p) => format!("p{p:?}"),
             Const::Dispatch(d) => format!("d{}", self.consts.len() + d.names.len()),
+            Const::RegexSet(rs) => format!("x{}", rs.slot),
             Const::Matchers(ms) => {
                 let parts: Vec<String> = ms
                     .iter()
@@ -394,6 +475,21 @@ impl Gen {
     /// A leaf test: leaves its result in the flag.
     fn test(&mut self, chunk: usize, c: &Cond) {
         let saved = self.sp;
+        if let Some((key, _, re)) = regex_subject(c) {
+            if let Some(&(set, pattern)) = self.set_tests.get(&(key, re.as_str().to_string())) {
+                let negate = matches!(c.kind, CondKind::Regex { negate: true, .. });
+                let pc = self.emit(
+                    chunk,
+                    Instr::TestSet {
+                        set,
+                        pattern,
+                        negate,
+                    },
+                );
+                self.debug(chunk, pc, c);
+                return;
+            }
+        }
         let instr = match &c.kind {
             CondKind::NameIn { field, matchers } => {
                 let list = self.konst(Const::Matchers(matchers.clone()));

@@ -34,6 +34,16 @@ pub fn const_text(c: &Const) -> String {
         Const::Json(v) => v.to_string(),
         Const::Regex(re) => format!("/{}/", re.as_str()),
         Const::Path(p) => format!("args{}", path_text(p)),
+        Const::RegexSet(rs) => format!(
+            "regex set (slot {}) over {}: {} patterns",
+            rs.slot,
+            match &rs.subject {
+                crate::program::SetSubject::KvField(f) => format!("field {f:?}"),
+                crate::program::SetSubject::KvParam(k) => format!("parameter {k:?}"),
+                crate::program::SetSubject::Args(p) => format!("args{}", path_text(p)),
+            },
+            rs.patterns.len()
+        ),
         Const::Dispatch(d) => format!(
             "dispatch: {} tool names, {} generic rules, {} for other tools",
             d.names.len(),
@@ -190,6 +200,24 @@ impl Program {
                 self.c(re),
                 if negate { " (negated)" } else { "" }
             ),
+            Instr::TestSet {
+                set,
+                pattern,
+                negate,
+            } => {
+                let pat = match self.consts.get(set as usize) {
+                    Some(Const::RegexSet(rs)) => rs
+                        .patterns
+                        .get(pattern as usize)
+                        .cloned()
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                format!(
+                    "test_set    #{set}[{pattern}] /{pat}/{}",
+                    if negate { " (negated)" } else { "" }
+                )
+            }
             Instr::Exists { a } => format!("exists      r{a}"),
             Instr::Truthy { a } => format!("truthy      r{a}"),
             Instr::Not => "not".to_string(),

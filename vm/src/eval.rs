@@ -9,7 +9,9 @@ use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant, TestOp};
-use crate::program::{Const, PathSeg, Program, Step, MAX_REGS};
+use crate::program::{
+    Const, PathSeg, Program, RegexSet, SetSubject, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS,
+};
 use crate::trace::{NoTrace, Sink, Tracer, TracerRef};
 use crate::value::{self, Val};
 
@@ -32,7 +34,8 @@ impl Program {
 
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
         let mut regs: [Val; MAX_REGS] = std::array::from_fn(|_| Val::Missing);
-        match self.exec(0, 0, call, &mut regs, t) {
+        let mut sets = [SetCache::default(); MAX_SETS];
+        match self.exec(0, 0, call, &mut regs, &mut sets, t) {
             Exit::Decide(rule) => match self.rules.get(rule as usize) {
                 Some(r) => Decision {
                     effect: r.effect,
@@ -61,6 +64,7 @@ impl Program {
         start: usize,
         call: &Call<'a>,
         regs: &mut [Val<'a>; MAX_REGS],
+        sets: &mut [SetCache; MAX_SETS],
         t: &mut T,
     ) -> Exit {
         let Some(code) = self.chunks.get(chunk as usize).map(|c| &c.code[..]) else {
@@ -163,6 +167,23 @@ impl Program {
                     };
                     t.test(chunk, pc, flag, x);
                 }
+                Instr::TestSet {
+                    set,
+                    pattern,
+                    negate,
+                } => {
+                    let Some(Const::RegexSet(rs)) = self.consts.get(set as usize) else {
+                        return Exit::Fault;
+                    };
+                    let cache = &mut sets[rs.slot as usize % MAX_SETS];
+                    if cache.state == SetState::Unknown {
+                        *cache = run_set(rs, call.args);
+                    }
+                    flag = cache.state == SetState::Present && cache.bit(pattern) != negate;
+                    if T::ENABLED {
+                        t.test(chunk, pc, flag, &set_subject_val(&rs.subject, call.args));
+                    }
+                }
                 Instr::Exists { a } => {
                     flag = !get(regs, a).is_missing();
                     t.test(chunk, pc, flag, get(regs, a));
@@ -203,7 +224,7 @@ impl Program {
                             let mut result = !want;
                             for item in items {
                                 set(regs, var, Val::from_json(item));
-                                match self.exec(body, 0, call, regs, t) {
+                                match self.exec(body, 0, call, regs, sets, t) {
                                     Exit::Return(r) if r == want => {
                                         result = want;
                                         break;
@@ -244,7 +265,7 @@ impl Program {
                             Step::Rule { rule, chunk, pc } => {
                                 // Traced runs enter at the top so the tool test shows.
                                 let entry = if T::ENABLED { 0 } else { pc as usize };
-                                match self.exec(chunk, entry, call, regs, t) {
+                                match self.exec(chunk, entry, call, regs, sets, t) {
                                     Exit::Return(true) => {
                                         t.decide(rule);
                                         return Exit::Decide(rule);
@@ -332,4 +353,100 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
         }
     }
     Val::from_json(cur)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum SetState {
+    /// Not run yet for this call.
+    #[default]
+    Unknown,
+    /// The subject is absent (or of a type no test accepts): every test is false.
+    Absent,
+    /// Ran; `bits` says which patterns matched.
+    Present,
+}
+
+/// Per-call result of one regex set.
+#[derive(Debug, Clone, Copy, Default)]
+struct SetCache {
+    state: SetState,
+    bits: [u64; MAX_SET_PATTERNS / 64],
+}
+
+impl SetCache {
+    #[inline]
+    fn bit(&self, pattern: u16) -> bool {
+        let p = pattern as usize % MAX_SET_PATTERNS;
+        self.bits[p / 64] & (1 << (p % 64)) != 0
+    }
+}
+
+thread_local! {
+    /// Reused result buffer of the multi-pattern search (no allocation once warm).
+    static PATTERN_SET: std::cell::RefCell<regex_automata::PatternSet> =
+        std::cell::RefCell::new(regex_automata::PatternSet::new(MAX_SET_PATTERNS));
+}
+
+fn scan(rs: &RegexSet, text: &str) -> SetCache {
+    let mut out = SetCache {
+        state: SetState::Present,
+        ..SetCache::default()
+    };
+    let fill = |ps: &mut regex_automata::PatternSet, out: &mut SetCache| {
+        ps.clear();
+        rs.engine
+            .which_overlapping_matches(&regex_automata::Input::new(text), ps);
+        for pid in ps.iter() {
+            let p = pid.as_usize() % MAX_SET_PATTERNS;
+            out.bits[p / 64] |= 1 << (p % 64);
+        }
+    };
+    let done = PATTERN_SET.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut ps) => {
+            fill(&mut ps, &mut out);
+            true
+        }
+        Err(_) => false,
+    });
+    if !done {
+        fill(
+            &mut regex_automata::PatternSet::new(MAX_SET_PATTERNS),
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Runs a regex set on its subject, with the subject's Kvlar or native rules
+/// for absent and non-string values.
+fn run_set(rs: &RegexSet, args: &Value) -> SetCache {
+    let absent = SetCache {
+        state: SetState::Absent,
+        ..SetCache::default()
+    };
+    match &rs.subject {
+        SetSubject::KvField(field) => match kvlar::resolve_field(args, field) {
+            Some(v) => scan(rs, v.as_str().unwrap_or("")),
+            None => absent,
+        },
+        SetSubject::KvParam(key) => match args.as_object().and_then(|m| m.get(key)) {
+            Some(Value::String(s)) => scan(rs, s),
+            Some(other) => kvlar::with_json_text(other, |text| scan(rs, text)),
+            None => absent,
+        },
+        SetSubject::Args(path) => match lookup(Val::Json(args), path).as_str() {
+            Some(s) => scan(rs, s),
+            None => absent,
+        },
+    }
+}
+
+fn set_subject_val<'a>(subject: &SetSubject, args: &'a Value) -> Val<'a> {
+    match subject {
+        SetSubject::KvField(field) => {
+            kvlar::resolve_field(args, field).map_or(Val::Missing, Val::from_json)
+        }
+        SetSubject::KvParam(key) => arg_val(args, key),
+        SetSubject::Args(path) => lookup(Val::Json(args), path),
+    }
 }

@@ -26,7 +26,7 @@ use thiserror::Error;
 
 use crate::program::{
     Chunk, Const, DebugEntry, Dispatch, Matcher, PathSeg, PolicyInfo, Program, ProgramParts,
-    RuleInfo, Step,
+    RegexSet, RuleInfo, SetSubject, Step,
 };
 use crate::verify::VerifyError;
 use crate::Effect;
@@ -106,6 +106,22 @@ fn effect_tag(e: Effect) -> u8 {
     }
 }
 
+fn write_path(w: &mut W, segs: &[PathSeg]) {
+    w.u16(segs.len() as u16);
+    for s in segs {
+        match s {
+            PathSeg::Key(k) => {
+                w.u8(0);
+                w.str(k);
+            }
+            PathSeg::Index(i) => {
+                w.u8(1);
+                w.u64(*i);
+            }
+        }
+    }
+}
+
 fn write_steps(w: &mut W, steps: &[(u32, Step)]) {
     w.u32(steps.len() as u32);
     for (key, step) in steps {
@@ -157,18 +173,28 @@ fn body(p: &Program) -> Vec<u8> {
             }
             Const::Path(segs) => {
                 w.u8(3);
-                w.u16(segs.len() as u16);
-                for s in segs {
-                    match s {
-                        PathSeg::Key(k) => {
-                            w.u8(0);
-                            w.str(k);
-                        }
-                        PathSeg::Index(i) => {
-                            w.u8(1);
-                            w.u64(*i);
-                        }
+                write_path(&mut w, segs);
+            }
+            Const::RegexSet(rs) => {
+                w.u8(6);
+                w.u8(rs.slot);
+                match &rs.subject {
+                    SetSubject::KvField(f) => {
+                        w.u8(0);
+                        w.str(f);
                     }
+                    SetSubject::KvParam(k) => {
+                        w.u8(1);
+                        w.str(k);
+                    }
+                    SetSubject::Args(segs) => {
+                        w.u8(2);
+                        write_path(&mut w, segs);
+                    }
+                }
+                w.u16(rs.patterns.len() as u16);
+                for pat in &rs.patterns {
+                    w.str(pat);
                 }
             }
             Const::Dispatch(d) => {
@@ -306,6 +332,25 @@ impl<'a> R<'a> {
             }),
         }
     }
+    fn path(&mut self) -> Result<Vec<PathSeg>, LoadError> {
+        let mut segs = Vec::new();
+        for _ in 0..self.u16()? {
+            let at = self.base + self.pos;
+            segs.push(match self.u8()? {
+                0 => PathSeg::Key(self.str()?),
+                1 => PathSeg::Index(self.u64()?),
+                tag => {
+                    return Err(LoadError::BadTag {
+                        what: "path segment",
+                        tag,
+                        at,
+                    })
+                }
+            });
+        }
+        Ok(segs)
+    }
+
     fn steps(&mut self) -> Result<Vec<(u32, Step)>, LoadError> {
         let n = self.u32()? as usize;
         // Each step takes at least 7 bytes: refuse counts the input cannot hold.
@@ -430,23 +475,32 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Program, LoadError> {
                 Const::Json(serde_json::from_str(&text).map_err(|_| LoadError::BadJson(at))?)
             }
             2 => Const::Regex(r.regex()?),
-            3 => {
-                let mut segs = Vec::new();
+            3 => Const::Path(r.path()?),
+            6 => {
+                let slot = r.u8()?;
+                let at = r.base + r.pos;
+                let subject = match r.u8()? {
+                    0 => SetSubject::KvField(r.str()?),
+                    1 => SetSubject::KvParam(r.str()?),
+                    2 => SetSubject::Args(r.path()?),
+                    tag => {
+                        return Err(LoadError::BadTag {
+                            what: "regex set subject",
+                            tag,
+                            at,
+                        })
+                    }
+                };
+                let mut patterns = Vec::new();
                 for _ in 0..r.u16()? {
-                    let at = r.base + r.pos;
-                    segs.push(match r.u8()? {
-                        0 => PathSeg::Key(r.str()?),
-                        1 => PathSeg::Index(r.u64()?),
-                        tag => {
-                            return Err(LoadError::BadTag {
-                                what: "path segment",
-                                tag,
-                                at,
-                            })
-                        }
-                    });
+                    patterns.push(r.str()?);
                 }
-                Const::Path(segs)
+                Const::RegexSet(RegexSet::new(slot, subject, patterns).ok_or(
+                    LoadError::BadRegex {
+                        at,
+                        message: "the regex set does not compile".into(),
+                    },
+                )?)
             }
             4 => {
                 let mut ms = Vec::new();

@@ -45,7 +45,7 @@ thread_local! {
 }
 
 /// Calls `f` with the compact JSON text of `v` (the same text as `v.to_string()`).
-fn with_json_text<R>(v: &Value, f: impl FnOnce(&str) -> R) -> R {
+pub(crate) fn with_json_text<R>(v: &Value, f: impl FnOnce(&str) -> R) -> R {
     JSON_TEXT.with(|buf| match buf.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();

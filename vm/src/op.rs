@@ -242,6 +242,14 @@ pub enum Instr {
         re: u16,
         negate: bool,
     },
+    /// flag ← pattern `pattern` of regex set const `set` matches the set's
+    /// subject (negated for `!~`; false when the subject is absent or, for
+    /// native subjects, not a string). The set runs once per call.
+    TestSet {
+        set: u16,
+        pattern: u16,
+        negate: bool,
+    },
     /// flag ← register `a` holds a value (not missing).
     Exists {
         a: u8,
@@ -305,6 +313,7 @@ pub mod opcode {
     pub const TEST: u8 = 0x20;
     pub const TEST_REGEX: u8 = 0x21;
     pub const EXISTS: u8 = 0x23;
+    pub const TEST_SET: u8 = 0x25;
     pub const TRUTHY: u8 = 0x24;
     pub const NOT: u8 = 0x30;
     pub const SET_FLAG: u8 = 0x31;
@@ -425,6 +434,15 @@ pub fn decode(code: &[u8], pc: usize) -> Result<(Instr, usize), DecodeError> {
             })?,
         },
         EXISTS => Instr::Exists { a: r.u8()? },
+        TEST_SET => Instr::TestSet {
+            set: r.u16()?,
+            pattern: r.u16()?,
+            negate: r.en("negate flag", |b| match b {
+                0 => Some(false),
+                1 => Some(true),
+                _ => None,
+            })?,
+        },
         TRUTHY => Instr::Truthy { a: r.u8()? },
         NOT => Instr::Not,
         SET_FLAG => Instr::SetFlag {
@@ -497,6 +515,16 @@ pub fn encode(instr: &Instr, out: &mut Vec<u8>) {
             out.push(negate as u8);
         }
         Instr::Exists { a } => out.extend_from_slice(&[EXISTS, a]),
+        Instr::TestSet {
+            set,
+            pattern,
+            negate,
+        } => {
+            out.push(TEST_SET);
+            u16(out, set);
+            u16(out, pattern);
+            out.push(negate as u8);
+        }
         Instr::Truthy { a } => out.extend_from_slice(&[TRUTHY, a]),
         Instr::Not => out.push(NOT),
         Instr::SetFlag { value } => out.extend_from_slice(&[SET_FLAG, value as u8]),

@@ -57,7 +57,61 @@ pub enum Const {
     Matchers(Vec<Matcher>),
     /// The tool-name dispatch table of the entry chunk.
     Dispatch(Dispatch),
+    /// Several regexes over one subject, run as one multi-pattern pass.
+    RegexSet(RegexSet),
 }
+
+/// How many regex sets one program may have (each has a slot in the per-call cache).
+pub const MAX_SETS: usize = 8;
+/// How many patterns one regex set may hold.
+pub const MAX_SET_PATTERNS: usize = 256;
+
+/// What a regex set reads from the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetSubject {
+    /// A Kvlar `conditions[].field` (`matches`): missing → no test holds;
+    /// a non-string value is tested as `""`.
+    KvField(String),
+    /// A Kvlar `parameters` key: missing → no test holds; a non-string value
+    /// is tested as its compact JSON text.
+    KvParam(String),
+    /// A native argument path (`=~`, `!~`): not a string → no test holds.
+    Args(Vec<PathSeg>),
+}
+
+/// All the regexes of a program that test one subject, compiled into one
+/// multi-pattern automaton that reports, in one pass over the text, which of
+/// them match. Evaluated at most once per call, when a rule first needs it.
+#[derive(Debug, Clone)]
+pub struct RegexSet {
+    /// Slot in the per-call cache (< [`MAX_SETS`]).
+    pub slot: u8,
+    pub subject: SetSubject,
+    /// Pattern sources, in pattern-id order.
+    pub patterns: Vec<String>,
+    pub(crate) engine: regex_automata::meta::Regex,
+}
+
+impl RegexSet {
+    /// Builds the automaton; `None` if the patterns do not compile together.
+    pub fn new(slot: u8, subject: SetSubject, patterns: Vec<String>) -> Option<RegexSet> {
+        let engine = regex_automata::meta::Regex::builder()
+            .configure(
+                regex_automata::meta::Regex::config().match_kind(regex_automata::MatchKind::All),
+            )
+            .build_many(&patterns)
+            .ok()?;
+        Some(RegexSet {
+            slot,
+            subject,
+            patterns,
+            engine,
+        })
+    }
+}
+
+/// The two dispatch lists to merge for one tool name.
+pub type StepLists<'a> = (&'a [(u32, Step)], &'a [(u32, Step)]);
 
 /// One step of a dispatch list: run a rule's chunk from `pc` (and let the
 /// rule decide if it returns true), or a policy's `default_outcome: allow`.
@@ -117,7 +171,7 @@ impl Dispatch {
 
     /// The two lists to merge for a tool name.
     #[inline]
-    pub fn lists_for(&self, tool: &str) -> (&[(u32, Step)], &[(u32, Step)]) {
+    pub fn lists_for(&self, tool: &str) -> StepLists<'_> {
         match self.index.get(tool) {
             Some(&i) => (
                 self.lists.get(i as usize).map_or(&[][..], |l| &l[..]),
@@ -145,6 +199,7 @@ impl Const {
             Const::Path(_) => "path",
             Const::Matchers(_) => "matchers",
             Const::Dispatch(_) => "dispatch",
+            Const::RegexSet(_) => "regex set",
         }
     }
 }

@@ -15,7 +15,7 @@
 use thiserror::Error;
 
 use crate::op::{decode, DecodeError, Instr, KvOp};
-use crate::program::{Const, Dispatch, Program, Step, MAX_REGS};
+use crate::program::{Const, Dispatch, Program, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum VerifyError {
@@ -84,6 +84,8 @@ pub enum VerifyError {
     RulePolicy { rule: usize, policy: u16 },
     #[error("debug entry {index} points outside the program")]
     BadDebug { index: usize },
+    #[error("regex set #{index}: {why}")]
+    BadRegexSet { index: usize, why: String },
     #[error("dispatch table #{index}: {why}")]
     BadDispatch { index: usize, why: String },
     #[error("too many {what}: {count} (at most 65535)")]
@@ -120,9 +122,30 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
     for ci in 0..p.chunks.len() {
         boundaries.push(verify_chunk(p, ci)?);
     }
+    let mut slots = [false; MAX_SETS];
     for (index, c) in p.consts.iter().enumerate() {
-        if let Const::Dispatch(d) = c {
-            verify_dispatch(p, d, index, &boundaries)?;
+        match c {
+            Const::Dispatch(d) => verify_dispatch(p, d, index, &boundaries)?,
+            Const::RegexSet(rs) => {
+                let slot = rs.slot as usize;
+                if slot >= MAX_SETS || slots[slot] {
+                    return Err(VerifyError::BadRegexSet {
+                        index,
+                        why: format!("slot {slot} is out of range or used twice"),
+                    });
+                }
+                slots[slot] = true;
+                if rs.patterns.is_empty() || rs.patterns.len() > MAX_SET_PATTERNS {
+                    return Err(VerifyError::BadRegexSet {
+                        index,
+                        why: format!(
+                            "{} patterns (1 to {MAX_SET_PATTERNS} allowed)",
+                            rs.patterns.len()
+                        ),
+                    });
+                }
+            }
+            _ => {}
         }
     }
     for (index, d) in p.debug.iter().enumerate() {
@@ -317,6 +340,17 @@ fn verify_chunk(p: &Program, ci: usize) -> Result<Vec<bool>, VerifyError> {
                 reg(a)?;
                 konst(re, "regex", |c| matches!(c, Const::Regex(_)))?;
             }
+            Instr::TestSet { set, pattern, .. } => match p.consts.get(set as usize) {
+                Some(Const::RegexSet(rs)) if (pattern as usize) < rs.patterns.len() => {}
+                Some(Const::RegexSet(_)) => {
+                    return Err(VerifyError::BadConst {
+                        chunk: ci,
+                        pc,
+                        index: pattern,
+                    })
+                }
+                _ => konst(set, "regex set", |c| matches!(c, Const::RegexSet(_)))?,
+            },
             Instr::Exists { a } | Instr::Truthy { a } => reg(a)?,
             Instr::Not | Instr::SetFlag { .. } => {}
             Instr::JumpIfFalse { off } | Instr::JumpIfTrue { off } | Instr::Jump { off } => {

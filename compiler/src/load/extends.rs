@@ -111,6 +111,22 @@ impl<'s> Loader<'s> {
             }
             return None;
         }
+        // A base must be a regular file: `extends: [/dev/zero]` would read
+        // forever, `/dev/stdin` block. (Top-level paths may be pipes: `<(…)`.)
+        if entry.is_some() {
+            let not_regular = match std::fs::metadata(&canonical) {
+                Ok(m) if m.is_file() => None,
+                Ok(_) => Some(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                )),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = not_regular {
+                self.read_error(real, display, entry, &e);
+                return None;
+            }
+        }
         let text = match std::fs::read_to_string(&canonical) {
             Ok(t) => t,
             Err(e) => {
