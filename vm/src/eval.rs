@@ -34,8 +34,8 @@ impl Program {
 
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
         let mut regs: [Val; MAX_REGS] = std::array::from_fn(|_| Val::Missing);
-        let mut sets = [SetCache::default(); MAX_SETS];
-        match self.exec(0, 0, call, &mut regs, &mut sets, t) {
+        let mut scratch = Scratch::default();
+        match self.exec(0, 0, call, &mut regs, &mut scratch, t) {
             Exit::Decide(rule) => match self.rules.get(rule as usize) {
                 Some(r) => Decision {
                     effect: r.effect,
@@ -64,7 +64,7 @@ impl Program {
         start: usize,
         call: &Call<'a>,
         regs: &mut [Val<'a>; MAX_REGS],
-        sets: &mut [SetCache; MAX_SETS],
+        scratch: &mut Scratch,
         t: &mut T,
     ) -> Exit {
         let Some(code) = self.chunks.get(chunk as usize).map(|c| &c.code[..]) else {
@@ -82,7 +82,15 @@ impl Program {
                         return Exit::Fault;
                     };
                     let name = field_of(call, field);
-                    flag = kvlar::name_matches(ms, name);
+                    // Rules often share one pattern list: decide it once per call.
+                    flag = match scratch.last_name {
+                        Some((f, l, r)) if f == field && l == list => r,
+                        _ => {
+                            let r = kvlar::name_matches(ms, name);
+                            scratch.last_name = Some((field, list, r));
+                            r
+                        }
+                    };
                     t.test(chunk, pc, flag, &Val::Str(name));
                 }
                 Instr::KvParam { key, re } => {
@@ -175,7 +183,7 @@ impl Program {
                     let Some(Const::RegexSet(rs)) = self.consts.get(set as usize) else {
                         return Exit::Fault;
                     };
-                    let cache = &mut sets[rs.slot as usize % MAX_SETS];
+                    let cache = &mut scratch.sets[rs.slot as usize % MAX_SETS];
                     if cache.state == SetState::Unknown {
                         *cache = run_set(rs, call.args);
                     }
@@ -224,7 +232,7 @@ impl Program {
                             let mut result = !want;
                             for item in items {
                                 set(regs, var, Val::from_json(item));
-                                match self.exec(body, 0, call, regs, sets, t) {
+                                match self.exec(body, 0, call, regs, scratch, t) {
                                     Exit::Return(r) if r == want => {
                                         result = want;
                                         break;
@@ -265,7 +273,7 @@ impl Program {
                             Step::Rule { rule, chunk, pc } => {
                                 // Traced runs enter at the top so the tool test shows.
                                 let entry = if T::ENABLED { 0 } else { pc as usize };
-                                match self.exec(chunk, entry, call, regs, sets, t) {
+                                match self.exec(chunk, entry, call, regs, scratch, t) {
                                     Exit::Return(true) => {
                                         t.decide(rule);
                                         return Exit::Decide(rule);
@@ -353,6 +361,13 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
         }
     }
     Val::from_json(cur)
+}
+
+/// Per-call memory: regex-set results and the last name-list test.
+#[derive(Default)]
+struct Scratch {
+    sets: [SetCache; MAX_SETS],
+    last_name: Option<(Field, u16, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
