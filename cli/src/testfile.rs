@@ -485,7 +485,26 @@ impl<'a> Cx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// Any text, YAML-shaped or not, gives a test file or diagnostics with
+        /// positions inside the text — never a panic.
+        #[test]
+        fn never_panics(
+            text in "(policy|tests|id|action|call|expect|rule|resource|parameters|name|arguments|deny|- |: |[-:{}\\[\\], \n'\"a-z0-9!&*|>#é])*"
+        ) {
+            if let Err(errors) = parse("t.test.yaml", &text, Path::new("."), true) {
+                prop_assert!(!errors.is_empty());
+                for e in &errors {
+                    if let Some(r) = e.byte_range() {
+                        prop_assert!(r.end <= text.len());
+                    }
+                }
+            }
+        }
+    }
 
     fn ok(text: &str) -> TestFile {
         parse("t.test.yaml", text, Path::new("dir"), false).unwrap_or_else(|e| panic!("{e:?}"))
