@@ -10,6 +10,16 @@ use serde_json::{json, Value};
 
 use crate::policy_load::Loaded;
 
+/// `println!` that ignores a closed stdout (`kvlar test … | head`) instead of
+/// panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use outln;
+
 /// One test the VM ran, with the value it saw.
 pub struct TestLine {
     pub label: String,
@@ -110,7 +120,7 @@ pub fn to_json(loaded: &Loaded, rules: &[RuleLine]) -> Vec<Value> {
 /// Prints every considered rule (or says that none was).
 pub fn print(loaded: &Loaded, rules: &[RuleLine]) {
     if rules.is_empty() {
-        println!("no rule considered this call");
+        outln!("no rule considered this call");
     }
     for r in rules {
         print_rule(loaded, r, rule_id(loaded, r.index));
@@ -163,11 +173,11 @@ fn print_rule(loaded: &Loaded, r: &RuleLine, id: &str) {
     let source = file.and_then(|f| loaded.sources().and_then(|s| s.files().get(f as usize)));
     let Some(source) = source else {
         // Precompiled program: no source text, print the labels.
-        println!("{header}");
+        outln!("{header}");
         for t in &r.tests {
-            println!("    {}", test_text(t));
+            outln!("    {}", test_text(t));
         }
-        println!();
+        outln!();
         return;
     };
     let mut labels: Vec<LabeledSpan> = r
@@ -214,15 +224,15 @@ fn print_rule(loaded: &Loaded, r: &RuleLine, id: &str) {
     };
     let mut out = String::new();
     if handler.render_report(&mut out, &view).is_ok() {
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!("{}", view.message);
+        outln!("{}", view.message);
     }
     for t in r
         .tests
         .iter()
         .filter(|t| t.span.is_none_or(|(f, _, _)| Some(f) != file))
     {
-        println!("    {}", test_text(t));
+        outln!("    {}", test_text(t));
     }
 }

@@ -89,3 +89,18 @@ fn typos_and_misplaced_reasons_fail_like_the_compiler() {
         assert!(!v.is_valid(&yaml(&text)), "schema on:\n{text}");
     }
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvlar"))
+        .arg("schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kvlar runs");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("kvlar finishes");
+    assert_eq!(common::stderr(&o), "");
+    assert_eq!(o.status.code(), Some(0));
+}

@@ -9,6 +9,7 @@ use kvlar_compiler::diagnostic::did_you_mean;
 use kvlar_compiler::load::yaml::{self, YKind};
 
 use crate::report;
+use crate::trace_view::outln;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -81,7 +82,7 @@ pub fn run(args: Args) -> ExitCode {
     if args.list {
         let width = TEMPLATES.iter().map(|t| t.name.len()).max().unwrap_or(0);
         for t in TEMPLATES {
-            println!("{:width$}  {}", t.name, description(t.policy));
+            outln!("{:width$}  {}", t.name, description(t.policy));
         }
         return ExitCode::SUCCESS;
     }
@@ -123,9 +124,9 @@ pub fn run(args: Args) -> ExitCode {
         if let Err(e) = std::fs::write(path, text) {
             return report::fail(format!("cannot write {}: {e}", path.display()), None);
         }
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
-    println!("next: kvlar test -f {}", tests.display());
+    outln!("next: kvlar test -f {}", tests.display());
     ExitCode::SUCCESS
 }
 

@@ -14,12 +14,14 @@ use kvlar_compiler::load::schema::{
 };
 use serde_json::{json, Map, Value};
 
+use crate::trace_view::outln;
+
 #[derive(clap::Args)]
 pub struct Args {}
 
 pub fn run(_args: Args) -> ExitCode {
     let s = schema();
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&s).unwrap_or_else(|_| s.to_string())
     );

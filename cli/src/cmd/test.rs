@@ -21,7 +21,7 @@ use crate::input::OwnedCall;
 use crate::policy_load::{self, Loaded};
 use crate::report;
 use crate::testfile::{self, Case};
-use crate::trace_view::{self, location, rule_span, RuleLine};
+use crate::trace_view::{self, location, outln, rule_span, RuleLine};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -120,14 +120,14 @@ pub fn run(args: Args) -> ExitCode {
             "passed": passed,
             "failed": failed,
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
         );
     } else {
         if args.coverage {
             for r in runs.iter().filter(|r| r.error.is_none()) {
-                println!(
+                outln!(
                     "coverage {}: {} of {} rules reached",
                     r.name,
                     r.reached,
@@ -135,20 +135,20 @@ pub fn run(args: Args) -> ExitCode {
                 );
                 for (id, loc) in &r.unreached {
                     match loc {
-                        Some(loc) => println!("  not reached: {id} ({loc})"),
-                        None => println!("  not reached: {id}"),
+                        Some(loc) => outln!("  not reached: {id} ({loc})"),
+                        None => outln!("  not reached: {id}"),
                     }
                 }
             }
         }
         let broken = runs.iter().filter(|r| r.error.is_some()).count();
         if broken > 0 {
-            println!(
+            outln!(
                 "{broken} test file{} could not be run (see the diagnostics on stderr)",
                 if broken == 1 { "" } else { "s" }
             );
         }
-        println!("{passed} passed, {failed} failed");
+        outln!("{passed} passed, {failed} failed");
     }
     if failed == 0 {
         ExitCode::SUCCESS
@@ -254,7 +254,7 @@ fn run_file(path: &Path, args: &Args) -> FileRun {
         reached: 0,
     };
     if args.verbose && !args.json {
-        println!("== {} ({} cases)", run.name, file.cases.len());
+        outln!("== {} ({} cases)", run.name, file.cases.len());
     }
     for case in &file.cases {
         let mut trace = kvlar_vm::Trace::default();
@@ -283,7 +283,7 @@ fn run_file(path: &Path, args: &Args) -> FileRun {
         } else if !ok {
             print_failure(&run.name, &loaded, &outcome);
         } else if args.verbose {
-            println!("PASS {}:{} {}", run.name, case.line, case.id);
+            outln!("PASS {}:{} {}", run.name, case.line, case.id);
         }
     }
     let rules = loaded.program.rules();
@@ -333,9 +333,9 @@ fn call_text(c: &OwnedCall) -> String {
 
 fn print_failure(file: &str, loaded: &Loaded, o: &Outcome) {
     let c = o.case;
-    println!("FAIL {file}:{} {}", c.line, c.id);
+    outln!("FAIL {file}:{} {}", c.line, c.id);
     if let Some(d) = &c.description {
-        println!("  description: {d}");
+        outln!("  description: {d}");
     }
     let mut expected = c.expect.to_string();
     if let Some(r) = &c.rule {
@@ -344,19 +344,20 @@ fn print_failure(file: &str, loaded: &Loaded, o: &Outcome) {
     if let Some(r) = &c.reason_contains {
         expected.push_str(&format!(", reason containing {r:?}"));
     }
-    println!("  expected: {expected}");
+    outln!("  expected: {expected}");
     match &o.reason {
-        Some(reason) => println!(
+        Some(reason) => outln!(
             "  actual:   {}, rule {}, reason {reason:?}",
-            o.effect, o.rule
+            o.effect,
+            o.rule
         ),
-        None => println!("  actual:   {}, rule {}", o.effect, o.rule),
+        None => outln!("  actual:   {}, rule {}", o.effect, o.rule),
     }
     for p in &o.problems {
-        println!("  - {p}");
+        outln!("  - {p}");
     }
-    println!("  call:     {}", call_text(&c.call));
-    println!();
+    outln!("  call:     {}", call_text(&c.call));
+    outln!();
     trace_view::print(loaded, &o.trace);
 }
 
