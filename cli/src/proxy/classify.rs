@@ -258,7 +258,7 @@ fn shape(members: Members<'_>) -> Shape<'_> {
     let mut ids = Vec::new();
     let mut params = Vec::new();
     for (k, v) in &members {
-        match fold(k).as_str() {
+        match &*fold(k) {
             "method" => methods.push((k, *v)),
             "id" => ids.push((k, *v)),
             "params" => params.push((k, *v)),
@@ -319,10 +319,7 @@ fn tool_call<'a>(
         }
     }
     let mut seen = HashSet::with_capacity(members.len());
-    if !members
-        .iter()
-        .all(|(k, _)| seen.insert(key_fold(k.chars())))
-    {
+    if !members.iter().all(|(k, _)| seen.insert(key_fold_str(k))) {
         return Err(reject("the message has duplicate keys"));
     }
     let raw_params = match params {
@@ -348,9 +345,10 @@ fn tool_call<'a>(
     };
     // A peer that matches keys case-insensitively (Go's encoding/json) would
     // read `Arguments` as the arguments we did not see.
-    if params.keys().any(|k| {
-        matches!(fold(k).as_str(), "name" | "arguments") && k != "name" && k != "arguments"
-    }) {
+    if params
+        .keys()
+        .any(|k| matches!(&*fold(k), "name" | "arguments") && k != "name" && k != "arguments")
+    {
         return Err(reject(
             "params has a key that differs from `name` or `arguments` only by case, whitespace or invisible characters",
         ));
@@ -392,12 +390,27 @@ fn valid_id(v: &RawValue) -> bool {
 
 /// Case-folds and strips whitespace, control and invisible characters: two
 /// names that fold the same could be read as one by a lenient peer.
-fn fold(s: &str) -> String {
-    key_fold(s.chars().filter(|&c| {
+fn fold(s: &str) -> Cow<'_, str> {
+    // Printable ASCII without capitals folds to itself (the common case).
+    if s.bytes()
+        .all(|b| matches!(b, 0x21..=0x7e) && !b.is_ascii_uppercase())
+    {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(key_fold(s.chars().filter(|&c| {
         !(c.is_whitespace()
             || c.is_control()
             || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'))
-    }))
+    })))
+}
+
+/// [`key_fold`] of a string, without allocating when that is the string itself.
+fn key_fold_str(s: &str) -> Cow<'_, str> {
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(key_fold(s.chars()))
+    }
 }
 
 /// Case-folds an object key as a case-insensitive peer compares keys: Unicode

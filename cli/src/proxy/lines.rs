@@ -33,6 +33,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
+    /// Whether a whole line is already buffered, so the next
+    /// [`read_line`](Self::read_line) returns without waiting for input.
+    pub fn has_line(&self) -> bool {
+        memchr::memchr(b'\n', self.inner.buffer()).is_some()
+    }
+
     /// Reads the next line into `buf` (cleared first).
     pub async fn read_line(&mut self, buf: &mut Vec<u8>) -> io::Result<Read> {
         buf.clear();

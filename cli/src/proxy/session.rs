@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwap;
 use kvlar_vm::{Call, Effect};
 use serde_json::value::RawValue;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
 use super::audit::{Audit, Record};
@@ -101,7 +101,7 @@ impl Pending {
 /// closes the server's stdin.
 pub async fn client_to_server<R, W, D>(
     input: R,
-    mut upstream: W,
+    upstream: W,
     out: Out,
     ctx: Arc<Context<D>>,
 ) -> io::Result<()>
@@ -112,8 +112,25 @@ where
 {
     let mut reader = LineReader::new(input, MAX_LINE);
     let mut buf = Vec::with_capacity(64 * 1024);
+    // Lines for the server are buffered while more whole lines are already
+    // waiting in `reader`, and flushed before it could wait for input: one
+    // write per burst of messages instead of one per message.
+    let mut upstream = BufWriter::with_capacity(64 * 1024, upstream);
+    // The ids of the requests buffered since the last flush, to answer with
+    // errors if the flush fails.
+    let mut unflushed: Vec<String> = Vec::new();
     let mut upstream_ok = true;
     loop {
+        if upstream_ok && !reader.has_line() {
+            if let Err(e) = upstream.flush().await {
+                log!("[kvlar] cannot write to the upstream server: {e}");
+                upstream_ok = false;
+                for id in unflushed.drain(..) {
+                    upstream_gone(Some(&id), &ctx, &out).await;
+                }
+            }
+            unflushed.clear();
+        }
         match reader.read_line(&mut buf).await? {
             Read::Eof => return Ok(()),
             Read::TooLong => {
@@ -190,7 +207,12 @@ where
         if let Err(e) = upstream.write_all(&buf).await {
             log!("[kvlar] cannot write to the upstream server: {e}");
             upstream_ok = false;
+            for id in unflushed.drain(..) {
+                upstream_gone(Some(&id), &ctx, &out).await;
+            }
             upstream_gone(request_id, &ctx, &out).await;
+        } else if let Some(id) = request_id {
+            unflushed.push(id.to_owned());
         }
     }
 }
@@ -293,7 +315,12 @@ pub async fn server_to_client<R: AsyncRead + Unpin>(
         if buf.last() != Some(&b'\n') {
             buf.push(b'\n');
         }
-        let line = std::mem::replace(&mut buf, Vec::with_capacity(16 * 1024));
+        // A small line is copied (the buffer keeps its capacity); a big one is handed over.
+        let line = if buf.len() <= 64 * 1024 {
+            buf.clone()
+        } else {
+            std::mem::replace(&mut buf, Vec::with_capacity(64 * 1024))
+        };
         if out.send(line).await.is_err() {
             return Ok(());
         }
@@ -302,7 +329,10 @@ pub async fn server_to_client<R: AsyncRead + Unpin>(
 
 /// Writes the queued lines to the client, in order. After a write error
 /// (the client is gone) it reports once and discards the rest.
-pub async fn writer<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Vec<u8>>, mut w: W) {
+pub async fn writer<W: AsyncWrite + Unpin>(mut rx: mpsc::Receiver<Vec<u8>>, w: W) {
+    // The lines already queued go out in one write; the flush below comes
+    // before waiting for more.
+    let mut w = BufWriter::with_capacity(64 * 1024, w);
     let mut failed = false;
     while let Some(first) = rx.recv().await {
         if failed {
