@@ -776,14 +776,14 @@ pub fn message(u: &mut Unstructured<'_>, depth: u32) -> AResult<String> {
     Ok(out)
 }
 
-/// How lenient peers might read one forwarded line: every way of splitting
-/// it into messages (on `\n` only, or on `\r` too, as universal-newline
-/// readers do), each parsed keeping the first or the last duplicate member,
+/// How lenient peers might read one forwarded line (no `\n` in it: the
+/// proxy splits on those): as it is, or split on `\r` as universal-newline
+/// readers do, each parsed keeping the first or the last duplicate member,
 /// case-sensitive or not (Go). Returns the `tools/call`s such a peer could
 /// see: (id, name, arguments).
 pub fn peer_tool_calls(line: &str) -> Vec<(Value, Value, Value)> {
     let mut found = Vec::new();
-    let pieces: Vec<&str> = line.split(['\r', '\n']).collect();
+    let pieces: Vec<&str> = line.split('\r').collect();
     let mut readings: Vec<&str> = vec![line];
     if pieces.len() > 1 {
         readings.extend(pieces);
@@ -902,9 +902,12 @@ pub fn proxy_lines(data: &[u8]) {
             Err(_) => return,
         }
     };
-    let _ = classify::server_line(&line);
-    let _ = classify::scan_id(&line);
-    check_client_line(&line);
+    // The proxy splits its input on `\n` before classifying (lines.rs).
+    for piece in line.split(|&b| b == b'\n') {
+        check_server_line(piece);
+        let _ = classify::scan_id(piece);
+        check_client_line(piece);
+    }
 }
 
 /// The property of [`proxy_lines`] for one client line.

@@ -277,6 +277,21 @@ fn regression_carriage_return_smuggles_a_call() {
     fuzz::check_client_line(line);
 }
 
+/// `cli/fuzz` proxy_lines, after 1.45 M executions: a generated message
+/// with `\n` inside. Not a proxy bug — the proxy never classifies a line
+/// with `\n` in it — but the harness's peer model split on `\n` as well and
+/// saw a `tools/call` the proxy never forwards as one line. The harness now
+/// splits the input into lines first, as the proxy does.
+#[test]
+fn regression_proxy_lines_newlines_inside_the_input() {
+    let hex = "e6690a2aeeeeee0100017feeeeeeeeeeee2aeeee0aeeeeee00392dff748dcf473229bb8f8dd5eeeeeeeeeeeeeeeeeeee90909090909090909090909040404040404040006027";
+    let data: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    fuzz::proxy_lines(&data);
+}
+
 /// Keys a case-insensitive peer (Go's encoding/json: `ſ` is `s`) merges.
 #[test]
 fn regression_case_insensitive_params_keys() {
