@@ -741,3 +741,35 @@ fn duplicate_keys_are_refused_before_evaluation() {
         }
     }
 }
+
+/// The curated fetch policy against URL parser differentials: whatever
+/// `host()` reads, the userinfo, scheme and private-range rules refuse the
+/// URLs that another parser (Python's `urllib`, `httpx`) reads differently.
+#[test]
+fn curated_fetch_policy_holds_against_parser_differentials() {
+    let path = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/fetch.yaml"
+    ));
+    let p = Policy(kvlar_compiler::compile_files(&[path]).unwrap_or_else(|f| panic!("{f:?}")));
+    p.arg(
+        "fetch",
+        "url",
+        &[
+            ("http://good.com\\@127.0.0.1/", Deny, "deny-userinfo"),
+            ("https://good.com\\@evil.example/", Deny, "deny-userinfo"),
+            ("http://good.com%5C@127.0.0.1/", Deny, "deny-loopback"),
+            ("http://good.com\t@127.0.0.1/", Deny, "deny-loopback"),
+            ("http://127.0.0.1\\@good.com/", Deny, "deny-loopback"),
+            ("http://[::ffff:127.0.0.1]/", Deny, "deny-private-ipv6"),
+            ("http://0x7f.1/", Deny, "deny-loopback"),
+            (
+                "https:\\\\169.254.169.254\\latest",
+                Deny,
+                "deny-non-http-scheme",
+            ),
+            ("https://169.254.169.254./latest", Deny, "deny-metadata"),
+            ("https://example.com/", Allow, "allow-https"),
+        ],
+    );
+}
