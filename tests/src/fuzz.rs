@@ -536,10 +536,14 @@ rules:
     effect: allow
 "#;
 
-fn base_program() -> Program {
-    kvlar_compiler::compile_str("base.yaml", BASE_POLICY)
-        .expect("BASE_POLICY compiles")
-        .program
+/// [`BASE_POLICY`] compiled once per process.
+fn base_program() -> &'static Program {
+    static BASE: std::sync::OnceLock<Program> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        kvlar_compiler::compile_str("base.yaml", BASE_POLICY)
+            .expect("BASE_POLICY compiles")
+            .program
+    })
 }
 
 /// Calls the VM harnesses run: each takes a different path through
