@@ -572,11 +572,17 @@ pub fn vm_calls() -> Vec<GenCall> {
     out
 }
 
-/// Runs a program that loaded: every call terminates with a decision, and a
-/// runtime fault is a denial (fail closed).
+/// Runs a program that loaded: every call terminates with a decision within
+/// the program's static step bound, and a runtime fault is a denial (fail closed).
 fn run_all(program: &Program) {
     for c in vm_calls() {
-        let d = program.evaluate(&c.call());
+        let (d, steps) = program.evaluate_counting(&c.call());
+        let bound = program.step_bound(&c.args);
+        assert!(
+            u128::from(steps) <= bound,
+            "{steps} steps, over the static bound {bound}"
+        );
+        assert_eq!(program.evaluate(&c.call()), d);
         if d.rule == VM_FAULT {
             assert_eq!(d.effect, Effect::Deny, "a VM fault must deny");
         }

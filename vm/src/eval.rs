@@ -12,7 +12,7 @@ use crate::op::{decode, Field, Instr, KvOp, Quant, TestOp};
 use crate::program::{
     Const, PathSeg, Program, RegexSet, SetSubject, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS,
 };
-use crate::trace::{NoTrace, Sink, Tracer, TracerRef};
+use crate::trace::{NoTrace, Sink, StepCounter, Tracer, TracerRef};
 use crate::value::{self, Val};
 
 /// The decision taken when the program itself is unusable at run time. A
@@ -30,6 +30,77 @@ impl Program {
     /// Decides on a call, reporting every test to `tracer`.
     pub fn evaluate_traced<'p>(&'p self, call: &Call, tracer: &mut dyn Tracer) -> Decision<'p> {
         self.run(call, &mut TracerRef(tracer))
+    }
+
+    /// Decides on a call and counts the instructions executed; the count never
+    /// exceeds [`Program::step_bound`] for the call's arguments.
+    pub fn evaluate_counting<'p>(&'p self, call: &Call) -> (Decision<'p>, u64) {
+        let mut counter = StepCounter(0);
+        let d = self.run(call, &mut counter);
+        (d, counter.0)
+    }
+
+    /// An upper bound on the instructions any evaluation with these arguments
+    /// executes. Jumps go forward and quantifiers only enter later chunks, so
+    /// a chunk runs each instruction at most once per entry; the entry chunk's
+    /// dispatch enters each rule chunk at most once; a quantifier enters its
+    /// body at most once per item of the longest list in the arguments or the
+    /// constants. (Saturating.)
+    pub fn step_bound(&self, args: &Value) -> u128 {
+        fn longest(v: &Value) -> usize {
+            match v {
+                Value::Array(a) => a.iter().map(longest).max().unwrap_or(0).max(a.len()),
+                Value::Object(m) => m.values().map(longest).max().unwrap_or(0),
+                _ => 0,
+            }
+        }
+        let mut maxlen = longest(args);
+        for c in &self.consts {
+            if let Const::Json(v) = c {
+                maxlen = maxlen.max(longest(v));
+            }
+        }
+        let n = self.chunks.len();
+        let mut bound = vec![0u128; n];
+        // Chunks only enter later chunks: compute from the last one back.
+        for ci in (0..n).rev() {
+            let code = &self.chunks[ci].code;
+            let mut b: u128 = 0;
+            let mut pc = 0;
+            while let Ok((instr, next)) = decode(code, pc) {
+                b = b.saturating_add(1);
+                match instr {
+                    Instr::Quant { chunk, .. } => {
+                        let body = bound.get(chunk as usize).copied().unwrap_or(0);
+                        b = b.saturating_add((maxlen as u128).saturating_mul(body));
+                    }
+                    Instr::Dispatch { table } => {
+                        if let Some(Const::Dispatch(d)) = self.consts.get(table as usize) {
+                            let mut chunks: Vec<u16> = d
+                                .all_steps()
+                                .filter_map(|(_, s)| match s {
+                                    Step::Rule { chunk, .. } => Some(*chunk),
+                                    Step::DefaultAllow { .. } => None,
+                                })
+                                .collect();
+                            chunks.sort_unstable();
+                            chunks.dedup();
+                            for c in chunks {
+                                let body = bound.get(c as usize).copied().unwrap_or(0);
+                                b = b.saturating_add(body);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if next >= code.len() {
+                    break;
+                }
+                pc = next;
+            }
+            bound[ci] = b;
+        }
+        bound.first().copied().unwrap_or(0)
     }
 
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
@@ -76,6 +147,7 @@ impl Program {
             let Ok((instr, next)) = decode(code, pc) else {
                 return Exit::Fault;
             };
+            t.step();
             match instr {
                 Instr::NameIn { field, list } => {
                     let Some(Const::Matchers(ms)) = self.consts.get(list as usize) else {

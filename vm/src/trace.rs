@@ -46,6 +46,9 @@ impl Tracer for Trace {
 /// Internal, statically dispatched sink (so the untraced path compiles to nothing).
 pub(crate) trait Sink {
     const ENABLED: bool;
+    /// One instruction is about to run.
+    #[inline(always)]
+    fn step(&mut self) {}
     fn test(&mut self, chunk: u16, pc: usize, passed: bool, actual: &Val);
     fn decide(&mut self, rule: u16);
 }
@@ -70,4 +73,19 @@ impl Sink for TracerRef<'_> {
     fn decide(&mut self, rule: u16) {
         self.0.decide(rule);
     }
+}
+
+/// Counts executed instructions (for [`crate::Program::evaluate_counting`]).
+pub(crate) struct StepCounter(pub u64);
+
+impl Sink for StepCounter {
+    const ENABLED: bool = false;
+    #[inline(always)]
+    fn step(&mut self) {
+        self.0 += 1;
+    }
+    #[inline(always)]
+    fn test(&mut self, _: u16, _: usize, _: bool, _: &Val) {}
+    #[inline(always)]
+    fn decide(&mut self, _: u16) {}
 }

@@ -355,6 +355,11 @@ fn quantifier_semantics() {
     let miss = json!({"paths": ["a", "b"]});
     let not_list = json!({"paths": "x"});
     assert_eq!(p.evaluate(&Call::mcp("t", &hit)).rule, "r");
+    // 5 entry instructions + per item 3 body instructions (the bound counts
+    // the longest list, 2 items, for each quantifier entry).
+    let (d, steps) = p.evaluate_counting(&Call::mcp("t", &miss));
+    assert_eq!((d.rule, steps), ("_default_deny", 1 + 1 + 3 + 3 + 1 + 1));
+    assert_eq!(p.step_bound(&miss), 5 + 2 * 3);
     assert_eq!(p.evaluate(&Call::mcp("t", &miss)).rule, "_default_deny");
     assert_eq!(p.evaluate(&Call::mcp("t", &not_list)).rule, "_default_deny");
 }
