@@ -8,7 +8,7 @@ use crate::builtins;
 use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
 use crate::kvlar;
-use crate::op::{decode, Field, Instr, KvOp, Quant, TestOp};
+use crate::op::{decode, Field, Instr, KvOp, Quant};
 use crate::program::{
     Const, PathSeg, Program, RegexSet, SetSubject, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS,
 };
@@ -220,20 +220,7 @@ impl Program {
                 }
                 Instr::Test { op, a, b } => {
                     let (x, y) = (get(regs, a), get(regs, b));
-                    flag = match op {
-                        TestOp::Eq => value::equals(x, y),
-                        TestOp::Ne => value::not_equals(x, y),
-                        TestOp::Lt => value::lt(x, y),
-                        TestOp::Le => value::le(x, y),
-                        TestOp::Gt => value::gt(x, y),
-                        TestOp::Ge => value::ge(x, y),
-                        TestOp::In => value::is_in(x, y),
-                        TestOp::NotIn => value::not_in(x, y),
-                        TestOp::Contains => value::contains(x, y),
-                        TestOp::StartsWith => value::starts_with(x, y),
-                        TestOp::EndsWith => value::ends_with(x, y),
-                        TestOp::Under => value::under(x, y),
-                    };
+                    flag = value::test(op, x, y);
                     t.test(chunk, pc, flag, x);
                 }
                 Instr::TestRegex { a, re, negate } => {
@@ -414,25 +401,13 @@ fn arg_val<'a>(args: &'a Value, key: &str) -> Val<'a> {
     }
 }
 
-/// Follows a path through JSON objects and arrays.
+/// Follows a path from a register value (a JSON value, or a scalar with an empty path).
 fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
-    let mut cur = match base {
-        Val::Json(v) => v,
-        other if path.is_empty() => return other,
-        _ => return Val::Missing,
-    };
-    for seg in path {
-        let next = match (seg, cur) {
-            (PathSeg::Key(k), Value::Object(m)) => m.get(k.as_str()),
-            (PathSeg::Index(i), Value::Array(a)) => usize::try_from(*i).ok().and_then(|i| a.get(i)),
-            _ => None,
-        };
-        match next {
-            Some(v) => cur = v,
-            None => return Val::Missing,
-        }
+    match base {
+        Val::Json(v) => value::lookup_json(v, path),
+        other if path.is_empty() => other,
+        _ => Val::Missing,
     }
-    Val::from_json(cur)
 }
 
 /// Per-call memory: regex-set results and the last name-list test.

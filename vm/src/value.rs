@@ -8,6 +8,8 @@ use std::fmt;
 use serde_json::{Number, Value};
 
 use crate::builtins::normpath;
+use crate::op::TestOp;
+use crate::program::PathSeg;
 
 /// A register value. Borrowed from the call or the program where possible.
 #[derive(Debug, Clone, Default)]
@@ -207,4 +209,39 @@ pub fn path_under(p: &str, dir: &str) -> bool {
         return p.starts_with('/');
     }
     p == dir || (p.starts_with(dir.as_ref()) && p.as_bytes().get(dir.len()) == Some(&b'/'))
+}
+
+/// A native binary test (the `test` instruction), shared by the VM and the linter.
+pub fn test(op: TestOp, x: &Val, y: &Val) -> bool {
+    match op {
+        TestOp::Eq => equals(x, y),
+        TestOp::Ne => not_equals(x, y),
+        TestOp::Lt => lt(x, y),
+        TestOp::Le => le(x, y),
+        TestOp::Gt => gt(x, y),
+        TestOp::Ge => ge(x, y),
+        TestOp::In => is_in(x, y),
+        TestOp::NotIn => not_in(x, y),
+        TestOp::Contains => contains(x, y),
+        TestOp::StartsWith => starts_with(x, y),
+        TestOp::EndsWith => ends_with(x, y),
+        TestOp::Under => under(x, y),
+    }
+}
+
+/// Follows a path through JSON objects and arrays; missing if any step is absent.
+pub fn lookup_json<'a>(v: &'a Value, path: &[PathSeg]) -> Val<'a> {
+    let mut cur = v;
+    for seg in path {
+        let next = match (seg, cur) {
+            (PathSeg::Key(k), Value::Object(m)) => m.get(k.as_str()),
+            (PathSeg::Index(i), Value::Array(a)) => usize::try_from(*i).ok().and_then(|i| a.get(i)),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return Val::Missing,
+        }
+    }
+    Val::from_json(cur)
 }

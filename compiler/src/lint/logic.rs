@@ -184,7 +184,7 @@ impl<'a> Facts<'a> {
                     // A known object or list fixes its members too.
                     self.known.iter().find_map(|(k, v)| match k {
                         Subj::Args(q) if p.starts_with(q) && p.len() > q.len() => {
-                            Some(lookup(v, &p[q.len()..]))
+                            Some(value::lookup_json(v, &p[q.len()..]))
                         }
                         _ => None,
                     })
@@ -250,7 +250,7 @@ impl<'a> Facts<'a> {
             CondKind::NameIn { field, matchers } => self.name_in(*field, matchers),
             CondKind::Test { op, a, b } => {
                 let (x, y) = (self.val(a)?, self.val(b)?);
-                Some(test(*op, &x, &y))
+                Some(value::test(*op, &x, &y))
             }
             CondKind::Regex { a, re, negate } => {
                 let x = self.val(a)?;
@@ -316,39 +316,6 @@ impl<'a> Facts<'a> {
             return Some(true);
         }
         None
-    }
-}
-
-fn lookup<'v>(v: &'v Value, path: &[PathSeg]) -> Val<'v> {
-    let mut cur = v;
-    for seg in path {
-        let next = match (seg, cur) {
-            (PathSeg::Key(k), Value::Object(m)) => m.get(k.as_str()),
-            (PathSeg::Index(i), Value::Array(a)) => usize::try_from(*i).ok().and_then(|i| a.get(i)),
-            _ => None,
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return Val::Missing,
-        }
-    }
-    Val::from_json(cur)
-}
-
-fn test(op: TestOp, x: &Val, y: &Val) -> bool {
-    match op {
-        TestOp::Eq => value::equals(x, y),
-        TestOp::Ne => value::not_equals(x, y),
-        TestOp::Lt => value::lt(x, y),
-        TestOp::Le => value::le(x, y),
-        TestOp::Gt => value::gt(x, y),
-        TestOp::Ge => value::ge(x, y),
-        TestOp::In => value::is_in(x, y),
-        TestOp::NotIn => value::not_in(x, y),
-        TestOp::Contains => value::contains(x, y),
-        TestOp::StartsWith => value::starts_with(x, y),
-        TestOp::EndsWith => value::ends_with(x, y),
-        TestOp::Under => value::under(x, y),
     }
 }
 
