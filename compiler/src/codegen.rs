@@ -127,7 +127,9 @@ pub fn generate(ir: &ir::Program, sources: &SourceMap) -> Result<Program, Codege
         }
     }
     let dispatch = build_dispatch(&entries, &defaults);
-    let table = g.konst(Const::Dispatch(dispatch));
+    // One dispatch table per program: pushed as is (nothing to share).
+    let table = g.consts.len() as u16;
+    g.consts.push(Const::Dispatch(dispatch));
     g.emit(0, Instr::Dispatch { table });
     g.emit(0, Instr::Halt);
     if let Some(e) = g.error {
@@ -372,8 +374,8 @@ impl Gen {
             Const::Json(v) => format!("j{v}"),
             Const::Regex(r) => format!("r{}", r.as_str()),
             Const::Path(p) => format!("p{p:?}"),
-            Const::Dispatch(d) => format!("d{}", self.consts.len() + d.names.len()),
-            Const::RegexSet(rs) => format!("x{}", rs.slot),
+            // Never shared: pushed directly by `generate` / `build_regex_sets`.
+            Const::Dispatch(_) | Const::RegexSet(_) => format!("u{}", self.consts.len()),
             Const::Matchers(ms) => {
                 let parts: Vec<String> = ms
                     .iter()

@@ -395,10 +395,7 @@ fn set<'a>(regs: &mut [Val<'a>; MAX_REGS], r: u8, v: Val<'a>) {
 }
 
 fn arg_val<'a>(args: &'a Value, key: &str) -> Val<'a> {
-    match args {
-        Value::Object(m) => m.get(key).map_or(Val::Missing, Val::from_json),
-        _ => Val::Missing,
-    }
+    kvlar::param(args, key).map_or(Val::Missing, Val::from_json)
 }
 
 /// Follows a path from a register value (a JSON value, or a scalar with an empty path).
@@ -491,7 +488,7 @@ fn run_set(rs: &RegexSet, args: &Value) -> SetCache {
             Some(v) => scan(rs, v.as_str().unwrap_or("")),
             None => absent,
         },
-        SetSubject::KvParam(key) => match args.as_object().and_then(|m| m.get(key)) {
+        SetSubject::KvParam(key) => match kvlar::param(args, key) {
             Some(Value::String(s)) => scan(rs, s),
             Some(other) => kvlar::with_json_text(other, |text| scan(rs, text)),
             None => absent,

@@ -21,7 +21,7 @@ pub fn name_matches(matchers: &[Matcher], value: &str) -> bool {
 
 /// The argument object's entries (a non-object has none).
 #[inline]
-fn param<'a>(args: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn param<'a>(args: &'a Value, key: &str) -> Option<&'a Value> {
     match args {
         Value::Object(m) => m.get(key),
         _ => None,

@@ -565,10 +565,3 @@ pub fn encode(instr: &Instr, out: &mut Vec<u8>) {
         Instr::Return => out.push(RETURN),
     }
 }
-
-/// Encoded size of an instruction in bytes.
-pub fn size(instr: &Instr) -> usize {
-    let mut v = Vec::with_capacity(8);
-    encode(instr, &mut v);
-    v.len()
-}

@@ -116,19 +116,11 @@ pub type StepLists<'a> = (&'a [(u32, Step)], &'a [(u32, Step)]);
 /// One step of a dispatch list: run a rule's chunk from `pc` (and let the
 /// rule decide if it returns true), or a policy's `default_outcome: allow`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Lists pair each step with its position in first-match order: rule `r` is
+/// `2r`, a policy's default after its last rule `r` is `2r + 1`.
 pub enum Step {
     Rule { rule: u16, chunk: u16, pc: u32 },
     DefaultAllow { policy: u16 },
-}
-
-impl Step {
-    /// Position in first-match order: rule `r` is `2r`, a default after rule `r` is `2r + 1`.
-    pub fn key(&self, last_rule_of: impl Fn(u16) -> u16) -> u32 {
-        match *self {
-            Step::Rule { rule, .. } => 2 * rule as u32,
-            Step::DefaultAllow { policy } => 2 * last_rule_of(policy) as u32 + 1,
-        }
-    }
 }
 
 /// Tool-name dispatch: which rules can apply to a call, in first-match order.
