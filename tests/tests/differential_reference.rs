@@ -864,6 +864,10 @@ rules:
     tools: [t6]
     when: 'args.n == 1 && args.n >= 1.0 && len(args.s) == 2'
     effect: allow
+  - id: list-num
+    tools: [t7]
+    when: '[0, [1]] == args.list && args.list != [0, [2]] && args.o == args.p'
+    effect: allow
 "#;
     let compiled =
         kvlar_compiler::compile_str("native.yaml", yaml).unwrap_or_else(|f| panic!("{f:?}"));
@@ -897,6 +901,23 @@ rules:
         (
             "t6",
             serde_json::json!({"n": "1", "s": "ab"}),
+            "_default_deny",
+        ),
+        // Numbers inside lists and objects compare by value too (found by
+        // the generated cases: `[0] != [-0.0]` once held in the VM).
+        (
+            "t7",
+            serde_json::json!({"list": [-0.0, [1.0]], "o": {"k": [1]}, "p": {"k": [1.0]}}),
+            "list-num",
+        ),
+        (
+            "t7",
+            serde_json::json!({"list": [0, [1]], "o": {"k": 1}, "p": {"k": 1, "j": 1}}),
+            "_default_deny",
+        ),
+        (
+            "t7",
+            serde_json::json!({"list": [0, ["1"]], "o": {}, "p": {}}),
             "_default_deny",
         ),
     ];

@@ -119,11 +119,30 @@ pub fn equals(a: &Val, b: &Val) -> bool {
         (Val::Null, Val::Null) => true,
         (Val::Bool(x), Val::Bool(y)) => x == y,
         (Val::Num(x), Val::Num(y)) => cmp_num(x, y) == Some(Ordering::Equal),
-        (Val::Json(x), Val::Json(y)) => x == y,
+        (Val::Json(x), Val::Json(y)) => json_equals(x, y),
         _ => match (a.as_str(), b.as_str()) {
             (Some(x), Some(y)) => x == y,
             _ => false,
         },
+    }
+}
+
+/// Structural equality of lists and objects, with numbers compared by value
+/// at every depth (`[1] == [1.0]`, `[0] == [-0.0]`), like scalars are.
+/// `serde_json`'s own `==` tells `1` from `1.0`, which would make `==` on a
+/// list disagree with `==` on its elements.
+pub fn json_equals(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => cmp_num(x, y) == Some(Ordering::Equal),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equals(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equals(v, w)))
+        }
+        _ => a == b,
     }
 }
 
