@@ -36,6 +36,8 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Find shadowed, unreachable and risky rules.
     Lint(cmd::lint::Args),
+    /// Ask an MCP server for its tools (the file `lint --tools` reads).
+    Tools(cmd::tools::Args),
     /// Put an MCP client's servers behind `kvlar proxy` (rewrites its config).
     Wrap(cmd::wrap::Args),
     /// Undo `kvlar wrap`: restore the servers' original commands.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => cmd::explain::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::Lint(a) => cmd::lint::run(a),
+        Command::Tools(a) => cmd::tools::run(a),
         Command::Wrap(a) => cmd::wrap::run(a),
         Command::Unwrap(a) => cmd::wrap::run_unwrap(a),
         Command::Test(a) => cmd::test::run(a),

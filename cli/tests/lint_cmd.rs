@@ -115,3 +115,52 @@ fn a_policy_that_does_not_compile_fails() {
     assert_eq!(o.status.code(), Some(1));
     assert!(out(&o).1.contains("unknown effect `alow`"));
 }
+
+const TOOLS: &str = r#"{"tools": [
+  {"name": "read_file", "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}}},
+  {"name": "move_file", "inputSchema": {"type": "object", "properties": {"source": {"type": "string"}, "destination": {"type": "string"}}}}
+]}"#;
+
+#[test]
+fn tools_file_adds_argument_and_tool_name_checks() {
+    let tools = policy_file("tools.json", TOOLS);
+    let p = policy_file(
+        "typos.yaml",
+        "name: p\ndescription: d\nversion: \"1\"\nrules:\n  - id: deny-etc\n    tools: [read_file, move_fiel]\n    when: args.pth under \"/etc\"\n    effect: deny\n    reason: no\n",
+    );
+    let (tools, p) = (tools.to_str().unwrap(), p.to_str().unwrap());
+    // Without the tools file nothing is known about arguments.
+    let o = kvlar(&["lint", "--deny-warnings", p]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o).1);
+    let o = kvlar(&["lint", "--deny-warnings", "--tools", tools, p]);
+    let (stdout, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "2 warnings\n");
+    assert!(stderr.contains("kvlar::lint::unknown_tool"), "{stderr}");
+    assert!(stderr.contains("typos.yaml:6:24]"), "{stderr}");
+    assert!(stderr.contains("did you mean `move_file`?"), "{stderr}");
+    assert!(stderr.contains("kvlar::lint::unknown_argument"), "{stderr}");
+    assert!(stderr.contains("typos.yaml:7:11]"), "{stderr}");
+    assert!(stderr.contains("did you mean `path`?"), "{stderr}");
+}
+
+#[test]
+fn a_broken_tools_file_is_an_error_with_its_span() {
+    let tools = policy_file(
+        "broken-tools.json",
+        "{\"tools\": [\n  {\"name\": \"x\"}\n]}\n",
+    );
+    let p = policy_file("shadowed-for-tools.yaml", SHADOWED);
+    let o = kvlar(&[
+        "lint",
+        "--tools",
+        tools.to_str().unwrap(),
+        p.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("kvlar::tools::shape"), "{stderr}");
+    assert!(stderr.contains("tool `x` has no `inputSchema`"), "{stderr}");
+    assert!(stderr.contains("broken-tools.json:2:3]"), "{stderr}");
+}

@@ -32,6 +32,30 @@ pub struct Rule {
     pub reason: Option<String>,
     pub cond: Cond,
     pub span: Span,
+    /// Every argument the rule reads, with the span of the reference (for
+    /// `kvlar lint --tools`; the code generator does not use it).
+    pub args: Vec<ArgRef>,
+}
+
+/// One place where a rule reads an argument.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgRef {
+    pub path: ArgPath,
+    pub span: Span,
+}
+
+/// How an argument is looked up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgPath {
+    /// A native path under `args`; an [`PathSeg::Index`] stands for any
+    /// element (quantifier variables are resolved to the list they range
+    /// over, with an index for the element).
+    Path(Vec<PathSeg>),
+    /// A Kvlar `parameters` key: a top-level argument name only.
+    Param(String),
+    /// A Kvlar condition `field`: the top-level name first, then, if it has
+    /// dots, the dotted path through nested objects.
+    Field(String),
 }
 
 /// A condition with the text and span it came from (for traces and `--emit asm`).

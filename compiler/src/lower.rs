@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::ast::{self, DefaultOutcome, KvOp, Sp};
 use crate::diagnostic::{did_you_mean, CompileError};
-use crate::ir::{Cond, CondKind, Operand, Policy, Program, Rule};
+use crate::ir::{ArgPath, ArgRef, Cond, CondKind, Operand, Policy, Program, Rule};
 use crate::source::{FileId, SourceMap, Span};
 
 /// The functions that yield values (`exists`, `any`, `all` are conditions).
@@ -37,7 +37,9 @@ pub fn lower(set: &ast::PolicySet, sources: &SourceMap) -> Result<Program, Vec<C
         sources,
         errors: Vec::new(),
         vars: Vec::new(),
+        var_bases: Vec::new(),
         file: FileId(0),
+        args: Vec::new(),
     };
     let policies = set
         .policies
@@ -63,6 +65,11 @@ struct Lower<'s> {
     errors: Vec<CompileError>,
     /// Quantifier variables in scope, innermost last.
     vars: Vec<String>,
+    /// For each variable in `vars`: the argument path of the elements it
+    /// ranges over (`None` when it ranges over something else).
+    var_bases: Vec<Option<Vec<PathSeg>>>,
+    /// The arguments read by the rule being lowered.
+    args: Vec<ArgRef>,
     /// The file of the rule being lowered (expression spans are byte ranges in it).
     file: FileId,
 }
@@ -87,7 +94,7 @@ fn compile_regex(src: &str) -> Result<Regex, String> {
 
 /// Kvlar glob list → matchers, with Kvlar's exact semantics (a pattern whose
 /// translation is not a valid regex is compared literally, as Kvlar does).
-fn matchers(patterns: &[Sp<String>]) -> Vec<Matcher> {
+pub(crate) fn matchers(patterns: &[Sp<String>]) -> Vec<Matcher> {
     patterns
         .iter()
         .map(
@@ -124,6 +131,7 @@ impl Lower<'_> {
 
     fn rule(&mut self, r: &ast::Rule) -> Rule {
         self.file = r.id.span.file;
+        self.args.clear();
         let mut parts = Vec::new();
         if !r.tools.is_empty() {
             parts.push(self.name_in(Field::Tool, "tools", &r.tools));
@@ -139,6 +147,10 @@ impl Lower<'_> {
                 parts.push(self.name_in(Field::Agent, "agent_ids", &m.agent_ids));
             }
             for (key, pattern) in &m.parameters {
+                self.args.push(ArgRef {
+                    path: ArgPath::Param(key.value.clone()),
+                    span: key.span,
+                });
                 match compile_regex(&pattern.value) {
                     Ok(re) => parts.push(Cond::new(
                         CondKind::KvParam {
@@ -156,6 +168,10 @@ impl Lower<'_> {
                 }
             }
             for c in &m.conditions {
+                self.args.push(ArgRef {
+                    path: ArgPath::Field(c.field.value.clone()),
+                    span: c.field.span,
+                });
                 parts.push(self.kv_condition(c));
             }
         }
@@ -180,6 +196,7 @@ impl Lower<'_> {
             reason,
             cond,
             span: r.span,
+            args: std::mem::take(&mut self.args),
         }
     }
 
@@ -289,6 +306,16 @@ impl Lower<'_> {
                 body,
             } => {
                 let over = self.operand(over);
+                let base = match &over {
+                    Operand::Args(p) => Some(p.clone()),
+                    Operand::Var(d, p) => self
+                        .var_bases
+                        .get(d - 1)
+                        .cloned()
+                        .flatten()
+                        .map(|b| [b, p.clone()].concat()),
+                    _ => None,
+                };
                 if ROOTS.contains(&var.as_str()) {
                     self.errors.push(CompileError::type_mismatch(
                         self.sources,
@@ -299,8 +326,13 @@ impl Lower<'_> {
                 }
                 let var_id = self.vars.len() + 1;
                 self.vars.push(var.clone());
+                self.var_bases.push(base.map(|mut b| {
+                    b.push(PathSeg::Index(0));
+                    b
+                }));
                 let body = self.cond(body);
                 self.vars.pop();
+                self.var_bases.pop();
                 CondKind::Quant {
                     kind: match kind {
                         QuantKind::Any => Quant::Any,
@@ -507,6 +539,18 @@ impl Lower<'_> {
         }
     }
 
+    /// The span of a whole path expression (root and segments).
+    fn path_span(&self, p: &Path) -> Span {
+        let end = p
+            .segments
+            .last()
+            .map(|s| match s {
+                Segment::Key(_, sp) | Segment::Index(_, sp) => sp.end,
+            })
+            .unwrap_or(p.root_span.end);
+        Span::new(self.file, p.root_span.start, end.max(p.root_span.end))
+    }
+
     fn path(&mut self, p: &Path) -> Operand {
         let segs: Vec<PathSeg> = p
             .segments
@@ -534,9 +578,25 @@ impl Lower<'_> {
             PathRoot::Tool => name_root(Field::Tool, self),
             PathRoot::Agent => name_root(Field::Agent, self),
             PathRoot::Action => name_root(Field::Action, self),
-            PathRoot::Args => Operand::Args(segs),
+            PathRoot::Args => {
+                self.args.push(ArgRef {
+                    path: ArgPath::Path(segs.clone()),
+                    span: self.path_span(p),
+                });
+                Operand::Args(segs)
+            }
             PathRoot::Var(name) => match self.vars.iter().rposition(|v| v == name) {
-                Some(depth) => Operand::Var(depth + 1, segs),
+                Some(depth) => {
+                    if let Some(Some(base)) = self.var_bases.get(depth) {
+                        if !segs.is_empty() {
+                            self.args.push(ArgRef {
+                                path: ArgPath::Path([base.clone(), segs.clone()].concat()),
+                                span: self.path_span(p),
+                            });
+                        }
+                    }
+                    Operand::Var(depth + 1, segs)
+                }
                 None => {
                     let candidates: Vec<&str> = ROOTS
                         .iter()

@@ -424,3 +424,184 @@ fn fixtures_never_panic() {
         }
     }
 }
+
+// ------------------------------------------------------------ --tools file --
+
+use kvlar_compiler::lint::tools::{check, Inventory};
+
+/// A subset of `@modelcontextprotocol/server-filesystem`'s real `tools/list`.
+const FS_TOOLS: &str = r#"{"tools": [
+ {"name": "read_file", "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}, "tail": {"type": "number"}, "head": {"type": "number"}}, "required": ["path"]}},
+ {"name": "read_multiple_files", "inputSchema": {"type": "object", "properties": {"paths": {"type": "array", "items": {"type": "string"}}}, "required": ["paths"]}},
+ {"name": "edit_file", "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}, "edits": {"type": "array", "items": {"type": "object", "properties": {"oldText": {"type": "string"}, "newText": {"type": "string"}}}}, "dryRun": {"type": "boolean"}}}},
+ {"name": "move_file", "inputSchema": {"type": "object", "properties": {"source": {"type": "string"}, "destination": {"type": "string"}}}}
+]}"#;
+
+fn against_tools(rules: &str) -> Vec<Warning> {
+    let compiled = kvlar_compiler::compile_strs(&[("p.yaml", &format!("{HEAD}rules:\n{rules}"))])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let inventory = Inventory::parse("tools.json", FS_TOOLS).unwrap_or_else(|e| panic!("{e:?}"));
+    check(&compiled, &inventory)
+}
+
+#[test]
+fn argument_no_tool_of_the_rule_takes() {
+    let ws = against_tools(
+        "  - id: deny-secrets\n    tools: [read_file]\n    when: args.pth contains \".ssh\"\n    effect: deny\n    reason: no\n",
+    );
+    assert_eq!(
+        summary(&ws),
+        vec![(
+            "kvlar::lint::unknown_argument",
+            "deny-secrets".to_string(),
+            vec![at("p.yaml", 7, 11)]
+        )]
+    );
+    let Warning::UnknownArgument {
+        arg,
+        tools_text,
+        help,
+        span,
+        ..
+    } = &ws[0]
+    else {
+        panic!("{:?}", ws[0])
+    };
+    assert_eq!(arg, "`args.pth`");
+    assert_eq!(tools_text, "tool `read_file`");
+    assert_eq!(span.len(), "args.pth".len());
+    assert_eq!(
+        help,
+        "did you mean `path`? declared there: `head`, `path`, `tail`"
+    );
+    insta::assert_snapshot!(render(&ws[0]));
+}
+
+#[test]
+fn argument_declared_by_one_of_the_rule_tools_is_fine() {
+    // `paths` is only read_multiple_files', `path` only the others': with a
+    // glob covering both, each is declared by some tool the rule applies to.
+    let ws = against_tools(
+        "  - id: deny-etc\n    tools: [\"read_*\"]\n    when: 'args.path under \"/etc\" || any(p in args.paths: p under \"/etc\")'\n    effect: deny\n    reason: no\n",
+    );
+    assert!(ws.is_empty(), "{ws:#?}");
+}
+
+#[test]
+fn argument_of_another_tool_and_nested_paths() {
+    let ws = against_tools(
+        "  - id: moves\n    tools: [move_file]\n    when: args.path under \"/etc\"\n    effect: deny\n    reason: no\n  - id: edits\n    tools: [edit_file]\n    when: 'any(e in args.edits: e.newTxt contains \"sudo\") || any(e in args.edits: e.oldText == \"\")'\n    effect: deny\n    reason: no\n",
+    );
+    assert_eq!(
+        summary(&ws),
+        vec![
+            (
+                "kvlar::lint::unknown_argument",
+                "moves".to_string(),
+                vec![at("p.yaml", 7, 11)]
+            ),
+            (
+                "kvlar::lint::unknown_argument",
+                "edits".to_string(),
+                vec![at("p.yaml", 12, 33)]
+            ),
+        ]
+    );
+    let Warning::UnknownArgument { arg, help, .. } = &ws[1] else {
+        panic!("{:?}", ws[1])
+    };
+    assert_eq!(arg, "`args.edits[*].newTxt`");
+    assert_eq!(
+        help,
+        "did you mean `newText`? declared there: `newText`, `oldText`"
+    );
+    let Warning::UnknownArgument { help, .. } = &ws[0] else {
+        panic!("{:?}", ws[0])
+    };
+    assert_eq!(help, "declared there: `destination`, `source`");
+}
+
+#[test]
+fn kvlar_parameters_and_fields_against_tools() {
+    let ws = against_tools(
+        "  - id: kv\n    description: d\n    match_on:\n      resources: [read_file, edit_file]\n      parameters:\n        paht: \"\\\\.ssh\"\n      conditions:\n        - field: edits.dryRun\n          operator: eq\n          value: true\n        - field: dryRun\n          operator: eq\n          value: true\n    effect:\n      type: deny\n      reason: no\n",
+    );
+    // `edits.dryRun`: neither a top-level key nor `dryRun` inside `edits`
+    // (a list); `dryRun` alone is edit_file's.
+    assert_eq!(
+        summary(&ws),
+        vec![
+            (
+                "kvlar::lint::unknown_argument",
+                "kv".to_string(),
+                vec![at("p.yaml", 10, 9)]
+            ),
+            (
+                "kvlar::lint::unknown_argument",
+                "kv".to_string(),
+                vec![at("p.yaml", 12, 18)]
+            ),
+        ]
+    );
+    let Warning::UnknownArgument {
+        arg,
+        tools_text,
+        help,
+        ..
+    } = &ws[0]
+    else {
+        panic!("{:?}", ws[0])
+    };
+    assert_eq!(arg, "parameters key `paht`");
+    assert_eq!(tools_text, "any of the tools `read_file`, `edit_file`");
+    assert!(help.starts_with("did you mean `path`?"), "{help}");
+}
+
+#[test]
+fn tool_name_typo_is_reported_and_far_names_are_not() {
+    let ws = against_tools(
+        "  - id: typo\n    tools: [read_fiel, run_command, \"edit_*\"]\n    when: args.path under \"/etc\"\n    effect: deny\n    reason: no\n",
+    );
+    assert_eq!(
+        summary(&ws),
+        vec![(
+            "kvlar::lint::unknown_tool",
+            "typo".to_string(),
+            vec![at("p.yaml", 6, 13)]
+        )]
+    );
+    let Warning::UnknownTool { tool, help, .. } = &ws[0] else {
+        panic!("{:?}", ws[0])
+    };
+    assert_eq!(tool, "read_fiel");
+    assert!(help.starts_with("did you mean `read_file`?"), "{help}");
+}
+
+#[test]
+fn rules_for_tools_the_file_does_not_list_are_not_checked() {
+    let ws = against_tools(
+        "  - id: shell\n    tools: [run_command]\n    when: args.command contains \"rm\"\n    effect: deny\n    reason: no\n  - id: by-name\n    when: 'tool == \"run_command\" && args.cmd == \"x\"'\n    effect: deny\n    reason: no\n",
+    );
+    assert!(ws.is_empty(), "{ws:#?}");
+}
+
+#[test]
+fn rules_for_every_tool_are_not_checked_and_tool_tests_in_when_restrict() {
+    // A rule for every tool is written for any server ("a tool that takes a
+    // url"); a `tool in [...]` test in `when` restricts like `tools:`.
+    let ws = against_tools(
+        "  - id: any-tool\n    when: exists(args.destination) || exists(args.url)\n    effect: deny\n    reason: no\n  - id: named\n    when: 'tool in [\"move_file\", \"read_file\"] && exists(args.url)'\n    effect: deny\n    reason: no\n",
+    );
+    assert_eq!(
+        summary(&ws),
+        vec![(
+            "kvlar::lint::unknown_argument",
+            "named".to_string(),
+            vec![at("p.yaml", 10, 57)]
+        )]
+    );
+    let Warning::UnknownArgument { tools_text, .. } = &ws[0] else {
+        panic!("{:?}", ws[0])
+    };
+    assert_eq!(tools_text, "any of the tools `read_file`, `move_file`");
+}

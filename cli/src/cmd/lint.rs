@@ -1,8 +1,9 @@
-//! `kvlar lint POLICY.yaml… [--together] [--deny-warnings]`
+//! `kvlar lint POLICY.yaml… [--together] [--tools TOOLS.json]… [--deny-warnings]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use kvlar_compiler::lint::tools::Inventory;
 use kvlar_compiler::lint::Warning;
 
 use crate::report;
@@ -18,6 +19,12 @@ pub struct Args {
     /// shadow rules of the next.
     #[arg(long)]
     pub together: bool,
+    /// The tools the policy's servers offer: a saved `tools/list` result
+    /// (`kvlar tools -- <server command> > tools.json`). Repeat for several
+    /// servers. Adds the checks for arguments no tool of a rule takes and
+    /// for misspelt tool names.
+    #[arg(long, value_name = "TOOLS.json")]
+    pub tools: Vec<PathBuf>,
     /// Exit with status 1 if there is any warning (notes do not count).
     #[arg(long)]
     pub deny_warnings: bool,
@@ -29,11 +36,25 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         args.policies.iter().map(|p| vec![p.clone()]).collect()
     };
+    let mut inventory: Option<Inventory> = None;
+    for path in &args.tools {
+        match Inventory::read(path) {
+            Ok(inv) => inventory.get_or_insert_with(Inventory::default).extend(inv),
+            Err(e) => {
+                report::print(*e);
+                return ExitCode::from(1);
+            }
+        }
+    }
     let (mut warnings, mut notes, mut failed) = (0, 0, false);
     for set in &sets {
         match kvlar_compiler::compile_files(set) {
             Ok(compiled) => {
-                let (w, n) = print_findings(kvlar_compiler::lint::lint(&compiled));
+                let mut findings = kvlar_compiler::lint::lint(&compiled);
+                if let Some(inv) = &inventory {
+                    findings.extend(kvlar_compiler::lint::tools::check(&compiled, inv));
+                }
+                let (w, n) = print_findings(findings);
                 warnings += w;
                 notes += n;
             }

@@ -6,4 +6,5 @@ pub mod init;
 pub mod lint;
 pub mod schema;
 pub mod test;
+pub mod tools;
 pub mod wrap;

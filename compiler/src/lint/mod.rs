@@ -17,8 +17,12 @@
 //!   and so matches (nearly) every value;
 //! - **path prefix**: `startswith` / `starts_with` on a path, which `..`
 //!   defeats, unless `..` is refused earlier.
+//!
+//! With the tools of the servers (`kvlar lint --tools`), [`tools::check`]
+//! adds **unknown argument** and **unknown tool**.
 
 pub mod logic;
+pub mod tools;
 
 use std::sync::Arc;
 
@@ -168,6 +172,35 @@ pub enum Warning {
         #[help]
         help: String,
     },
+
+    /// An argument none of the rule's tools declares (`--tools`).
+    #[error("rule `{rule}` reads {arg}, which is not an argument of {tools_text}")]
+    #[diagnostic(code(kvlar::lint::unknown_argument), severity(Warning))]
+    UnknownArgument {
+        rule: String,
+        arg: String,
+        tools_text: String,
+        #[source_code]
+        src: Src,
+        #[label("not in the input schema")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A tool name no server offers, close to one that one does (`--tools`).
+    #[error("rule `{rule}` names the tool `{tool}`, which no server in the tools file offers")]
+    #[diagnostic(code(kvlar::lint::unknown_tool), severity(Warning))]
+    UnknownTool {
+        rule: String,
+        tool: String,
+        #[source_code]
+        src: Src,
+        #[label("no such tool")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
 }
 
 impl Warning {
@@ -223,6 +256,9 @@ impl Warning {
                 related,
                 ..
             } => (src, *span, others, related),
+            UnknownArgument { src, span, .. } | UnknownTool { src, span, .. } => {
+                (src, *span, &[], &[])
+            }
         }
     }
 
@@ -237,6 +273,8 @@ impl Warning {
             Conflict { .. } => "kvlar::lint::conflict",
             EmptyRegex { .. } => "kvlar::lint::empty_regex",
             PathPrefix { .. } => "kvlar::lint::path_prefix",
+            UnknownArgument { .. } => "kvlar::lint::unknown_argument",
+            UnknownTool { .. } => "kvlar::lint::unknown_tool",
         }
     }
 
@@ -254,7 +292,9 @@ impl Warning {
             | Unreachable { rule, .. }
             | Conflict { rule, .. }
             | EmptyRegex { rule, .. }
-            | PathPrefix { rule, .. } => rule,
+            | PathPrefix { rule, .. }
+            | UnknownArgument { rule, .. }
+            | UnknownTool { rule, .. } => rule,
             UnreachablePolicy { policy, .. } => policy,
         }
     }
