@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::builtins;
 use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
+use crate::fast::{Fast, Rest};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant};
 use crate::program::{
@@ -104,7 +105,19 @@ impl Program {
     }
 
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
-        let mut regs: [Val; MAX_REGS] = std::array::from_fn(|_| Val::Missing);
+        // A register file only as large as the program needs: clearing 32
+        // registers costs more than deciding most calls.
+        match self.nregs {
+            0 => self.run_with::<0, T>(call, t),
+            1..=4 => self.run_with::<4, T>(call, t),
+            5..=12 => self.run_with::<12, T>(call, t),
+            _ => self.run_with::<MAX_REGS, T>(call, t),
+        }
+    }
+
+    #[inline]
+    fn run_with<'p, const N: usize, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
+        let mut regs: [Val; N] = std::array::from_fn(|_| Val::Missing);
         let mut scratch = Scratch::default();
         match self.exec(0, 0, call, &mut regs, &mut scratch, t) {
             Exit::Decide(rule) => match self.rules.get(rule as usize) {
@@ -134,7 +147,7 @@ impl Program {
         chunk: u16,
         start: usize,
         call: &Call<'a>,
-        regs: &mut [Val<'a>; MAX_REGS],
+        regs: &mut [Val<'a>],
         scratch: &mut Scratch,
         t: &mut T,
     ) -> Exit {
@@ -329,10 +342,23 @@ impl Program {
                             (None, None) => break,
                         };
                         match step {
-                            Step::Rule { rule, chunk, pc } => {
+                            Step::Rule { rule, chunk, pc } if !T::ENABLED => {
+                                if let Some(fast) = self.fast_at(rule, pc) {
+                                    match self.run_fast(fast, call, scratch) {
+                                        Some(true) => return Exit::Decide(rule),
+                                        Some(false) => continue,
+                                        None => return Exit::Fault,
+                                    }
+                                }
+                                match self.exec(chunk, pc as usize, call, regs, scratch, t) {
+                                    Exit::Return(true) => return Exit::Decide(rule),
+                                    Exit::Return(false) => {}
+                                    _ => return Exit::Fault,
+                                }
+                            }
+                            Step::Rule { rule, chunk, .. } => {
                                 // Traced runs enter at the top so the tool test shows.
-                                let entry = if T::ENABLED { 0 } else { pc as usize };
-                                match self.exec(chunk, entry, call, regs, scratch, t) {
+                                match self.exec(chunk, 0, call, regs, scratch, t) {
                                     Exit::Return(true) => {
                                         t.decide(rule);
                                         return Exit::Decide(rule);
@@ -354,6 +380,57 @@ impl Program {
                 Instr::Return => return Exit::Return(flag),
             }
             pc = next;
+        }
+    }
+}
+
+impl Program {
+    /// The fast form of `rule` entered at `pc`, if it has one.
+    #[inline]
+    fn fast_at(&self, rule: u16, pc: u32) -> Option<Fast> {
+        let f = self.fast.get(rule as usize)?;
+        if pc == 0 {
+            f.top
+        } else if pc == f.past_pc {
+            f.past
+        } else {
+            None
+        }
+    }
+
+    /// Decides a recognised rule shape inline: what its chunk would return
+    /// (`None` on a malformed constant, which verification rules out).
+    #[inline]
+    fn run_fast(&self, fast: Fast, call: &Call, scratch: &mut Scratch) -> Option<bool> {
+        if let Some((field, list)) = fast.names {
+            let Some(Const::Matchers(ms)) = self.consts.get(list as usize) else {
+                return None;
+            };
+            let name = field_of(call, field);
+            let hit = match scratch.last_name {
+                Some((f, l, r)) if f == field && l == list => r,
+                _ => {
+                    let r = kvlar::name_matches(ms, name);
+                    scratch.last_name = Some((field, list, r));
+                    r
+                }
+            };
+            if !hit {
+                return Some(false);
+            }
+        }
+        match fast.rest {
+            Rest::Always => Some(true),
+            Rest::Bit { set, pattern } => {
+                let Some(Const::RegexSet(rs)) = self.consts.get(set as usize) else {
+                    return None;
+                };
+                let cache = &mut scratch.sets[rs.slot as usize % MAX_SETS];
+                if cache.state == SetState::Unknown {
+                    *cache = run_set(rs, call.args);
+                }
+                Some(cache.state == SetState::Present && cache.bit(pattern))
+            }
         }
     }
 }
@@ -384,14 +461,16 @@ fn field_of<'a>(call: &Call<'a>, field: Field) -> &'a str {
 }
 
 #[inline]
-fn get<'r, 'a>(regs: &'r [Val<'a>; MAX_REGS], r: u8) -> &'r Val<'a> {
-    // Registers are verified to be < nregs ≤ MAX_REGS.
-    &regs[r as usize % MAX_REGS]
+fn get<'r, 'a>(regs: &'r [Val<'a>], r: u8) -> &'r Val<'a> {
+    // Registers are verified to be < nregs, and the file holds nregs.
+    regs.get(r as usize).unwrap_or(&Val::Missing)
 }
 
 #[inline]
-fn set<'a>(regs: &mut [Val<'a>; MAX_REGS], r: u8, v: Val<'a>) {
-    regs[r as usize % MAX_REGS] = v;
+fn set<'a>(regs: &mut [Val<'a>], r: u8, v: Val<'a>) {
+    if let Some(slot) = regs.get_mut(r as usize) {
+        *slot = v;
+    }
 }
 
 fn arg_val<'a>(args: &'a Value, key: &str) -> Val<'a> {
@@ -455,9 +534,15 @@ fn scan(rs: &RegexSet, text: &str) -> SetCache {
         ps.clear();
         rs.engine
             .which_overlapping_matches(&regex_automata::Input::new(text), ps);
-        for pid in ps.iter() {
-            let p = pid.as_usize() % MAX_SET_PATTERNS;
-            out.bits[p / 64] |= 1 << (p % 64);
+        // `PatternSet::iter` visits every slot of its capacity; most texts
+        // match nothing, and the set has only `patterns.len()` patterns.
+        if ps.is_empty() {
+            return;
+        }
+        for p in 0..rs.patterns.len().min(MAX_SET_PATTERNS) {
+            if regex_automata::PatternID::new(p).is_ok_and(|pid| ps.contains(pid)) {
+                out.bits[p / 64] |= 1 << (p % 64);
+            }
         }
     };
     let done = PATTERN_SET.with(|cell| match cell.try_borrow_mut() {

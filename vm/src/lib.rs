@@ -46,6 +46,7 @@ pub mod call;
 pub mod decision;
 pub mod disasm;
 mod eval;
+mod fast;
 pub mod format;
 pub mod kvlar;
 pub mod op;

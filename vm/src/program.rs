@@ -256,6 +256,9 @@ pub struct Program {
     pub(crate) debug: Vec<DebugEntry>,
     pub(crate) source_names: Vec<String>,
     pub(crate) hash: [u8; 32],
+    /// Per rule: its fast forms at the dispatch entry points (derived from
+    /// the verified code on load, never serialised).
+    pub(crate) fast: Vec<crate::fast::FastRule>,
 }
 
 impl Program {
@@ -270,9 +273,11 @@ impl Program {
             debug: parts.debug,
             source_names: parts.source_names,
             hash: [0; 32],
+            fast: Vec::new(),
         };
         verify::verify(&program)?;
         program.hash = format::content_hash(&program);
+        program.fast = crate::fast::derive(&program.consts, &program.chunks, program.rules.len());
         Ok(program)
     }
 

@@ -1,0 +1,118 @@
+//! Fast paths for the commonest rule shapes, derived from verified bytecode.
+//!
+//! Most rules, once the dispatch table has picked them for a tool, are
+//! "always" (no condition left) or "one regex-set bit" (a single `matches`,
+//! `parameters` regex or `=~`). Entering the rule's chunk for those costs more
+//! than the test itself, so [`Program::new`](crate::Program::new) recognises
+//! the shapes in the code of each dispatch entry and the interpreter decides
+//! them inline. Nothing here is serialised: the shapes are recomputed from
+//! the (verified) code on every load, so a fast path always means exactly
+//! what its chunk means. Traced runs still execute the chunks.
+
+use crate::op::{decode, Field, Instr};
+use crate::program::{Chunk, Const, Step};
+
+/// What is left of a rule's condition from a dispatch entry point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rest {
+    /// Nothing: the rule decides.
+    Always,
+    /// One positive regex-set test (`set` is the constant index).
+    Bit { set: u16, pattern: u16 },
+}
+
+/// A recognised entry: an optional name-list test, then [`Rest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fast {
+    pub names: Option<(Field, u16)>,
+    pub rest: Rest,
+}
+
+/// Fast forms of one rule at its two dispatch entry points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FastRule {
+    /// Entry at pc 0 (tool test included).
+    pub top: Option<Fast>,
+    /// Entry past the tool test, at `past_pc`.
+    pub past_pc: u32,
+    pub past: Option<Fast>,
+}
+
+/// Does the code at `pc` make the chunk return false (`set_flag false; return`)?
+fn returns_false(code: &[u8], pc: usize) -> bool {
+    match decode(code, pc) {
+        Ok((Instr::SetFlag { value: false }, next)) => {
+            matches!(decode(code, next), Ok((Instr::Return, _)))
+        }
+        _ => false,
+    }
+}
+
+/// The jump target of a `jump_false` decoded at `pc`, if it returns false.
+fn jumps_to_false(code: &[u8], pc: usize) -> Option<usize> {
+    match decode(code, pc) {
+        Ok((Instr::JumpIfFalse { off }, next)) if returns_false(code, next + off as usize) => {
+            Some(next)
+        }
+        _ => None,
+    }
+}
+
+/// Recognises the code of a rule chunk from `pc`.
+pub(crate) fn recognise(code: &[u8], pc: usize) -> Option<Fast> {
+    let mut pc = pc;
+    let mut names = None;
+    if let Ok((Instr::NameIn { field, list }, next)) = decode(code, pc) {
+        pc = jumps_to_false(code, next)?;
+        names = Some((field, list));
+    }
+    let rest = match decode(code, pc).ok()? {
+        (Instr::SetFlag { value: true }, next) => {
+            matches!(decode(code, next), Ok((Instr::Return, _))).then_some(Rest::Always)?
+        }
+        (
+            Instr::TestSet {
+                set,
+                pattern,
+                negate: false,
+            },
+            next,
+        ) => {
+            let after = jumps_to_false(code, next)?;
+            match decode(code, after) {
+                Ok((Instr::SetFlag { value: true }, ret))
+                    if matches!(decode(code, ret), Ok((Instr::Return, _))) =>
+                {
+                    Rest::Bit { set, pattern }
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(Fast { names, rest })
+}
+
+/// The fast forms of every rule entered from a dispatch table.
+pub(crate) fn derive(consts: &[Const], chunks: &[Chunk], rules: usize) -> Vec<FastRule> {
+    let mut out = vec![FastRule::default(); rules];
+    for c in consts {
+        let Const::Dispatch(d) = c else { continue };
+        for (_, step) in d.all_steps() {
+            let Step::Rule { rule, chunk, pc } = *step else {
+                continue;
+            };
+            let (Some(slot), Some(ch)) = (out.get_mut(rule as usize), chunks.get(chunk as usize))
+            else {
+                continue;
+            };
+            if pc == 0 {
+                slot.top = recognise(&ch.code, 0);
+            } else {
+                slot.past_pc = pc;
+                slot.past = recognise(&ch.code, pc as usize);
+            }
+        }
+    }
+    out
+}
