@@ -9,6 +9,7 @@
 //! one subject are grouped into regex sets, run once per call. Quantifier
 //! bodies are chunks too. All jumps are forward.
 
+use serde_json::Value;
 use std::collections::HashMap;
 
 use kvlar_vm::op::{encode, Instr};
@@ -147,23 +148,54 @@ pub fn generate(ir: &ir::Program, sources: &SourceMap) -> Result<Program, Codege
     Program::new(parts).map_err(|e| CodegenError::Verify(e.to_string()))
 }
 
-/// The subject a regex test reads, when it can join a regex set.
-fn regex_subject(c: &Cond) -> Option<(String, SetSubject, &regex::Regex)> {
+/// The subject and pattern of a test that can join a regex set: regex
+/// tests, and Kvlar `contains` / `starts_with` / `ends_with` with a non-empty
+/// string value (as an escaped literal: a Kvlar field that is not a string
+/// reads as `""`, which such a pattern never matches, as in Kvlar).
+fn set_test(c: &Cond) -> Option<(String, SetSubject, String)> {
     match &c.kind {
         CondKind::KvCond {
             op: KvOp::Matches,
             field,
             re: Some(re),
             ..
-        } => Some((format!("f{field}"), SetSubject::KvField(field.clone()), re)),
-        CondKind::KvParam { key, re } => {
-            Some((format!("p{key}"), SetSubject::KvParam(key.clone()), re))
+        } => Some((
+            format!("f{field}"),
+            SetSubject::KvField(field.clone()),
+            re.as_str().to_string(),
+        )),
+        CondKind::KvCond {
+            op: op @ (KvOp::Contains | KvOp::StartsWith | KvOp::EndsWith),
+            field,
+            value: Value::String(lit),
+            ..
+        } if !lit.is_empty() => {
+            let lit = regex::escape(lit);
+            let pattern = match op {
+                KvOp::StartsWith => format!(r"\A{lit}"),
+                KvOp::EndsWith => format!(r"{lit}\z"),
+                _ => lit,
+            };
+            Some((
+                format!("f{field}"),
+                SetSubject::KvField(field.clone()),
+                pattern,
+            ))
         }
+        CondKind::KvParam { key, re } => Some((
+            format!("p{key}"),
+            SetSubject::KvParam(key.clone()),
+            re.as_str().to_string(),
+        )),
         CondKind::Regex {
             a: Operand::Args(path),
             re,
             ..
-        } => Some((format!("a{path:?}"), SetSubject::Args(path.clone()), re)),
+        } => Some((
+            format!("a{path:?}"),
+            SetSubject::Args(path.clone()),
+            re.as_str().to_string(),
+        )),
         _ => None,
     }
 }
@@ -289,8 +321,7 @@ impl Gen {
         for p in &ir.policies {
             for r in &p.rules {
                 each_cond(&r.cond, &mut |c| {
-                    if let Some((key, subject, re)) = regex_subject(c) {
-                        let pat = re.as_str().to_string();
+                    if let Some((key, subject, pat)) = set_test(c) {
                         match groups.iter_mut().find(|g| g.0 == key) {
                             Some(g) => {
                                 if !g.2.contains(&pat) && g.2.len() < MAX_SET_PATTERNS {
@@ -477,8 +508,8 @@ impl Gen {
     /// A leaf test: leaves its result in the flag.
     fn test(&mut self, chunk: usize, c: &Cond) {
         let saved = self.sp;
-        if let Some((key, _, re)) = regex_subject(c) {
-            if let Some(&(set, pattern)) = self.set_tests.get(&(key, re.as_str().to_string())) {
+        if let Some((key, _, pat)) = set_test(c) {
+            if let Some(&(set, pattern)) = self.set_tests.get(&(key, pat)) {
                 let negate = matches!(c.kind, CondKind::Regex { negate: true, .. });
                 let pc = self.emit(
                     chunk,

@@ -1029,3 +1029,64 @@ fn printer_parenthesises_by_precedence() {
     );
     assert_eq!(print_expr(&q), r#"any(v0 in args.paths: v0 under "/etc")"#);
 }
+
+/// Stretches of rules decided by one regex-set bit each (or by nothing) run
+/// as one loop over result bits; a rule of the other dispatch list (no tool
+/// pattern) between them must still be tried in its place, and the first
+/// matching rule must win whatever the order of the sets' patterns.
+#[test]
+fn bit_runs_keep_first_match_order() {
+    let rule = |id: &str, op: &str, value: &str| {
+        format!("  - id: {id}\n    description: d\n    match_on:\n      resources: [t]\n      conditions:\n        - field: x\n          operator: {op}\n          value: \"{value}\"\n    effect:\n      type: deny\n      reason: {id}\n")
+    };
+    let mut yaml = String::from("name: runs\ndescription: d\nversion: \"1\"\nrules:\n");
+    yaml += &rule("r0", "matches", "^a+$");
+    yaml += &rule("r1", "contains", "bb");
+    yaml += &rule("r2", "starts_with", "c");
+    yaml += "  - id: generic\n    when: args.y == 1\n    effect: deny\n    reason: g\n";
+    yaml += &rule("r3", "ends_with", "d");
+    yaml += &rule("r4", "contains", "a");
+    yaml += "  - id: p5\n    description: d\n    match_on:\n      resources: [t]\n      parameters:\n        x: \"e\"\n    effect:\n      type: deny\n      reason: p\n";
+    yaml += &rule("r6", "matches", "f|bb");
+    yaml += "  - id: last\n    tools: [t]\n    effect: allow\n";
+    let compiled =
+        kvlar_compiler::compile_str("runs.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
+    // For tool `t`: r0–r4 are one run, cut by `generic` (the other list);
+    // `p5` (a lone `parameters` regex, no set) is not inline; r6 and `last`
+    // are too short a run.
+    assert_eq!(
+        compiled.program.fast_summary(),
+        kvlar_vm::program::FastSummary {
+            inline_rules: 7,
+            runs: 1,
+            run_steps: 5
+        }
+    );
+    let cases: &[(Value, &str)] = &[
+        (serde_json::json!({"x": "aaa"}), "r0"),
+        (serde_json::json!({"x": "xbbx"}), "r1"),
+        (serde_json::json!({"x": "cab", "y": 1}), "r2"),
+        (serde_json::json!({"x": "zd", "y": 1}), "generic"),
+        (serde_json::json!({"x": "zd"}), "r3"),
+        (serde_json::json!({"x": "za"}), "r4"),
+        (serde_json::json!({"x": "ze"}), "p5"),
+        (serde_json::json!({"x": "zf"}), "r6"),
+        (serde_json::json!({"x": "zz"}), "last"),
+        // Not a string: Kvlar reads "" for conditions, the JSON text for
+        // `parameters` (`5` has no `e`).
+        (serde_json::json!({"x": 5}), "last"),
+        (serde_json::json!({"x": ["e"]}), "p5"),
+        (serde_json::json!({}), "last"),
+    ];
+    for (args, want) in cases {
+        let call = kvlar_vm::Call::mcp("t", args);
+        let ours = Outcome::from_vm(compiled.program.evaluate(&call));
+        let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
+        assert_eq!(reference.rule, *want, "reference on {args}");
+        assert_eq!(ours, reference, "VM on {args}");
+        // The traced run (chunk by chunk, no fast paths) agrees.
+        let mut trace = kvlar_vm::trace::Trace::default();
+        let traced = compiled.program.evaluate_traced(&call, &mut trace);
+        assert_eq!(traced.rule, *want, "traced VM on {args}");
+    }
+}

@@ -7,11 +7,12 @@ use serde_json::Value;
 use crate::builtins;
 use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
-use crate::fast::{Fast, Rest};
+use crate::fast::{Fast, ListRuns, Rest, Run, ALWAYS};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant};
 use crate::program::{
     Const, PathSeg, Program, RegexSet, SetSubject, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS,
+    MAX_TOTAL_SET_PATTERNS,
 };
 use crate::trace::{NoTrace, Sink, StepCounter, Tracer, TracerRef};
 use crate::value::{self, Val};
@@ -255,11 +256,9 @@ impl Program {
                     let Some(Const::RegexSet(rs)) = self.consts.get(set as usize) else {
                         return Exit::Fault;
                     };
-                    let cache = &mut scratch.sets[rs.slot as usize % MAX_SETS];
-                    if cache.state == SetState::Unknown {
-                        *cache = run_set(rs, call.args);
-                    }
-                    flag = cache.state == SetState::Present && cache.bit(pattern) != negate;
+                    let slot = rs.slot as usize % MAX_SETS;
+                    let hit = scratch.set_bit(rs, pattern, call.args);
+                    flag = scratch.states[slot] == SetState::Present && hit != negate;
                     if T::ENABLED {
                         t.test(chunk, pc, flag, &set_subject_val(&rs.subject, call.args));
                     }
@@ -322,25 +321,35 @@ impl Program {
                     let Some(Const::Dispatch(d)) = self.consts.get(table as usize) else {
                         return Exit::Fault;
                     };
-                    let (a, b) = d.lists_for(call.tool);
+                    let ((a, runs_a), (b, runs_b)) = d.select(call.tool);
                     let (mut i, mut j) = (0, 0);
                     loop {
                         // Merge the two lists by first-match order.
-                        let step = match (a.get(i), b.get(j)) {
-                            (Some(x), Some(y)) if x.0 < y.0 => {
-                                i += 1;
-                                x.1
-                            }
-                            (_, Some(y)) => {
-                                j += 1;
-                                y.1
-                            }
-                            (Some(x), None) => {
-                                i += 1;
-                                x.1
-                            }
+                        let from_a = match (a.get(i), b.get(j)) {
+                            (Some(x), Some(y)) => x.0 < y.0,
+                            (Some(_), None) => true,
+                            (None, Some(_)) => false,
                             (None, None) => break,
                         };
+                        let (list, runs, pos, other) = if from_a {
+                            (a, runs_a, &mut i, b.get(j))
+                        } else {
+                            (b, runs_b, &mut j, a.get(i))
+                        };
+                        if !T::ENABLED {
+                            if let Some((run, from, len)) = run_at(runs, *pos, other.map(|o| o.0)) {
+                                *pos += len;
+                                match self.run_bits(run, from, len, call, scratch) {
+                                    Some(Some(rule)) => return Exit::Decide(rule),
+                                    Some(None) => continue,
+                                    None => return Exit::Fault,
+                                }
+                            }
+                        }
+                        let Some(&(_, step)) = list.get(*pos) else {
+                            return Exit::Fault;
+                        };
+                        *pos += 1;
                         match step {
                             Step::Rule { rule, chunk, pc } if !T::ENABLED => {
                                 if let Some(fast) = self.fast_at(rule, pc) {
@@ -384,7 +393,59 @@ impl Program {
     }
 }
 
+/// The run holding position `pos` of a list, if any: the run, the offset of
+/// `pos` in it, and how many of its steps from there come before the other
+/// list's next step (order key `other`).
+#[inline]
+fn run_at(runs: Option<&ListRuns>, pos: usize, other: Option<u32>) -> Option<(&Run, usize, usize)> {
+    let runs = runs?;
+    let r = *runs.start.get(pos)?;
+    if r == 0 {
+        return None;
+    }
+    let run = runs.runs.get(r as usize - 1)?;
+    let from = pos.checked_sub(run.first as usize)?;
+    let keys = run.keys.get(from..)?;
+    let len = match other {
+        Some(key) => keys.partition_point(|k| *k < key),
+        None => keys.len(),
+    };
+    (len > 0).then_some((run, from, len))
+}
+
 impl Program {
+    /// Decides a run: its sets run (each at most once per call), then the
+    /// first step whose bit is set decides. `Some(None)`: no rule of the run
+    /// matched; `None`: a malformed constant (ruled out by verification).
+    #[inline]
+    fn run_bits(
+        &self,
+        run: &Run,
+        from: usize,
+        len: usize,
+        call: &Call,
+        scratch: &mut Scratch,
+    ) -> Option<Option<u16>> {
+        for &set in &run.sets {
+            let Some(Const::RegexSet(rs)) = self.consts.get(set as usize) else {
+                return None;
+            };
+            scratch.ensure_set(rs, call.args);
+        }
+        let bits = run.bits.get(from..from + len)?;
+        let rules = run.rules.get(from..from + len)?;
+        for (&bit, &rule) in bits.iter().zip(rules) {
+            let hit = bit == ALWAYS || {
+                let b = bit as usize % MAX_TOTAL_SET_PATTERNS;
+                scratch.bits[b / 64] & (1 << (b % 64)) != 0
+            };
+            if hit {
+                return Some(Some(rule));
+            }
+        }
+        Some(None)
+    }
+
     /// The fast form of `rule` entered at `pc`, if it has one.
     #[inline]
     fn fast_at(&self, rule: u16, pc: u32) -> Option<Fast> {
@@ -425,11 +486,7 @@ impl Program {
                 let Some(Const::RegexSet(rs)) = self.consts.get(set as usize) else {
                     return None;
                 };
-                let cache = &mut scratch.sets[rs.slot as usize % MAX_SETS];
-                if cache.state == SetState::Unknown {
-                    *cache = run_set(rs, call.args);
-                }
-                Some(cache.state == SetState::Present && cache.bit(pattern))
+                Some(scratch.set_bit(rs, pattern, call.args))
             }
         }
     }
@@ -487,10 +544,44 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
 }
 
 /// Per-call memory: regex-set results and the last name-list test.
-#[derive(Default)]
 struct Scratch {
-    sets: [SetCache; MAX_SETS],
+    states: [SetState; MAX_SETS],
+    /// Result bits of every set, each from its `base`.
+    bits: [u64; MAX_TOTAL_SET_PATTERNS / 64],
     last_name: Option<(Field, u16, bool)>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            states: [SetState::Unknown; MAX_SETS],
+            bits: [0; MAX_TOTAL_SET_PATTERNS / 64],
+            last_name: None,
+        }
+    }
+}
+
+impl Scratch {
+    /// Runs set `rs` on this call if it has not run yet.
+    #[inline]
+    fn ensure_set(&mut self, rs: &RegexSet, args: &Value) {
+        let slot = rs.slot as usize % MAX_SETS;
+        if self.states[slot] == SetState::Unknown {
+            self.states[slot] = run_set(rs, args, &mut self.bits);
+        }
+    }
+
+    /// Whether pattern `pattern` of set `rs` matched, running the set first
+    /// if this call has not yet.
+    #[inline]
+    fn set_bit(&mut self, rs: &RegexSet, pattern: u16, args: &Value) -> bool {
+        let slot = rs.slot as usize % MAX_SETS;
+        if self.states[slot] == SetState::Unknown {
+            self.states[slot] = run_set(rs, args, &mut self.bits);
+        }
+        let p = (rs.base as usize + pattern as usize) % MAX_TOTAL_SET_PATTERNS;
+        self.states[slot] == SetState::Present && self.bits[p / 64] & (1 << (p % 64)) != 0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -500,87 +591,88 @@ enum SetState {
     Unknown,
     /// The subject is absent (or of a type no test accepts): every test is false.
     Absent,
-    /// Ran; `bits` says which patterns matched.
+    /// Ran; the set's bits say which patterns matched.
     Present,
 }
 
-/// Per-call result of one regex set.
-#[derive(Debug, Clone, Copy, Default)]
-struct SetCache {
-    state: SetState,
-    bits: [u64; MAX_SET_PATTERNS / 64],
-}
-
-impl SetCache {
-    #[inline]
-    fn bit(&self, pattern: u16) -> bool {
-        let p = pattern as usize % MAX_SET_PATTERNS;
-        self.bits[p / 64] & (1 << (p % 64)) != 0
-    }
-}
+/// Capacity classes of the reused result buffers: 64, 128, … patterns, up
+/// to [`MAX_SET_PATTERNS`] (clearing a buffer costs its capacity).
+const SIZE_CLASSES: usize = (MAX_SET_PATTERNS / 64).ilog2() as usize + 1;
 
 thread_local! {
-    /// Reused result buffer of the multi-pattern search (no allocation once warm).
-    static PATTERN_SET: std::cell::RefCell<regex_automata::PatternSet> =
-        std::cell::RefCell::new(regex_automata::PatternSet::new(MAX_SET_PATTERNS));
+    /// Reused result buffers of the multi-pattern search, one per capacity
+    /// class (no allocation once warm).
+    static PATTERN_SETS: std::cell::RefCell<[Option<regex_automata::PatternSet>; SIZE_CLASSES]> =
+        const { std::cell::RefCell::new([const { None }; SIZE_CLASSES]) };
 }
 
-fn scan(rs: &RegexSet, text: &str) -> SetCache {
-    let mut out = SetCache {
-        state: SetState::Present,
-        ..SetCache::default()
-    };
-    let fill = |ps: &mut regex_automata::PatternSet, out: &mut SetCache| {
-        ps.clear();
+/// The capacity class of a set of `n` patterns.
+fn size_class(n: usize) -> usize {
+    (n.max(1).div_ceil(64).next_power_of_two().ilog2() as usize).min(SIZE_CLASSES - 1)
+}
+
+/// Runs the set over `text`, setting the bits of the patterns that match.
+fn scan(rs: &RegexSet, text: &str, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]) -> SetState {
+    let fill = |ps: &mut regex_automata::PatternSet,
+                bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]| {
+        // The buffer is left empty after each use (`PatternSet::clear` and
+        // `iter` cost its whole capacity; most texts match nothing).
         rs.engine
             .which_overlapping_matches(&regex_automata::Input::new(text), ps);
-        // `PatternSet::iter` visits every slot of its capacity; most texts
-        // match nothing, and the set has only `patterns.len()` patterns.
-        if ps.is_empty() {
+        let found = ps.len();
+        if found == 0 {
             return;
         }
-        for p in 0..rs.patterns.len().min(MAX_SET_PATTERNS) {
-            if regex_automata::PatternID::new(p).is_ok_and(|pid| ps.contains(pid)) {
-                out.bits[p / 64] |= 1 << (p % 64);
+        let mut seen = 0;
+        for p in 0..rs.patterns.len() {
+            let Ok(pid) = regex_automata::PatternID::new(p) else {
+                break;
+            };
+            if ps.contains(pid) {
+                let b = (rs.base as usize + p) % MAX_TOTAL_SET_PATTERNS;
+                bits[b / 64] |= 1 << (b % 64);
+                seen += 1;
+                if seen == found {
+                    break;
+                }
             }
         }
+        ps.clear();
     };
-    let done = PATTERN_SET.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut ps) => {
-            fill(&mut ps, &mut out);
-            true
-        }
+    let class = size_class(rs.patterns.len());
+    let done = PATTERN_SETS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut sets) => match sets.get_mut(class) {
+            Some(slot) => {
+                let ps = slot.get_or_insert_with(|| regex_automata::PatternSet::new(64 << class));
+                fill(ps, bits);
+                true
+            }
+            None => false,
+        },
         Err(_) => false,
     });
     if !done {
-        fill(
-            &mut regex_automata::PatternSet::new(MAX_SET_PATTERNS),
-            &mut out,
-        );
+        fill(&mut regex_automata::PatternSet::new(MAX_SET_PATTERNS), bits);
     }
-    out
+    SetState::Present
 }
 
 /// Runs a regex set on its subject, with the subject's Kvlar or native rules
 /// for absent and non-string values.
-fn run_set(rs: &RegexSet, args: &Value) -> SetCache {
-    let absent = SetCache {
-        state: SetState::Absent,
-        ..SetCache::default()
-    };
+fn run_set(rs: &RegexSet, args: &Value, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]) -> SetState {
     match &rs.subject {
         SetSubject::KvField(field) => match kvlar::resolve_field(args, field) {
-            Some(v) => scan(rs, v.as_str().unwrap_or("")),
-            None => absent,
+            Some(v) => scan(rs, v.as_str().unwrap_or(""), bits),
+            None => SetState::Absent,
         },
         SetSubject::KvParam(key) => match kvlar::param(args, key) {
-            Some(Value::String(s)) => scan(rs, s),
-            Some(other) => kvlar::with_json_text(other, |text| scan(rs, text)),
-            None => absent,
+            Some(Value::String(s)) => scan(rs, s, bits),
+            Some(other) => kvlar::with_json_text(other, |text| scan(rs, text, bits)),
+            None => SetState::Absent,
         },
         SetSubject::Args(path) => match lookup(Val::Json(args), path).as_str() {
-            Some(s) => scan(rs, s),
-            None => absent,
+            Some(s) => scan(rs, s, bits),
+            None => SetState::Absent,
         },
     }
 }
@@ -592,5 +684,37 @@ fn set_subject_val<'a>(subject: &SetSubject, args: &'a Value) -> Val<'a> {
         }
         SetSubject::KvParam(key) => arg_val(args, key),
         SetSubject::Args(path) => lookup(Val::Json(args), path),
+    }
+}
+
+#[cfg(test)]
+mod size_class_tests {
+    use super::*;
+
+    #[test]
+    fn every_set_fits_its_class() {
+        for n in [
+            1,
+            63,
+            64,
+            65,
+            128,
+            129,
+            255,
+            256,
+            257,
+            1000,
+            1024,
+            1025,
+            MAX_SET_PATTERNS,
+        ] {
+            let c = size_class(n);
+            assert!(c < SIZE_CLASSES, "{n}");
+            assert!(64 << c >= n, "{n} in class {c}");
+            assert!(
+                c == 0 || 64 << (c - 1) < n,
+                "{n} in class {c} is not the smallest"
+            );
+        }
     }
 }

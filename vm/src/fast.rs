@@ -116,3 +116,112 @@ pub(crate) fn derive(consts: &[Const], chunks: &[Chunk], rules: usize) -> Vec<Fa
     }
     out
 }
+
+/// A stretch of a dispatch list whose rules all have a fast form without a
+/// name test: decided by a tight loop over their result bits once the regex
+/// sets they read have run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// Position of the run's first step in the list.
+    pub first: u32,
+    /// Per step: its order key (a step of the other list with a smaller key
+    /// than a step of the run cuts the run there).
+    pub keys: Vec<u32>,
+    /// The regex-set constants the run reads.
+    pub sets: Vec<u16>,
+    /// Per step: the global result bit it tests, or [`ALWAYS`].
+    pub bits: Vec<u16>,
+    /// Per step: the rule that decides if its bit is set.
+    pub rules: Vec<u16>,
+}
+
+/// The bit value of an "always" step.
+pub(crate) const ALWAYS: u16 = u16::MAX;
+
+/// The runs of one dispatch list: `start[i]` is 1 + the index in `runs` of
+/// the run holding position `i`, or 0 (a run can be entered mid-way, after
+/// a step of the other list cut it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ListRuns {
+    pub start: Vec<u32>,
+    pub runs: Vec<Run>,
+}
+
+/// Runs of at least this many steps are worth the set-up.
+const MIN_RUN: usize = 3;
+
+/// The runs of `list` (steps with their order keys).
+pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) -> ListRuns {
+    let global_bit = |set: u16, pattern: u16| -> Option<u16> {
+        match consts.get(set as usize) {
+            Some(Const::RegexSet(rs)) => u16::try_from(rs.base as usize + pattern as usize).ok(),
+            _ => None,
+        }
+    };
+    // The fast form of each step, if it can be in a run: (set, global bit).
+    let form: Vec<Option<(Option<u16>, u16)>> = list
+        .iter()
+        .map(|(_, step)| {
+            let Step::Rule { rule, pc, .. } = *step else {
+                return None;
+            };
+            let f = fast.get(rule as usize)?;
+            let fast = if pc == 0 {
+                f.top
+            } else if pc == f.past_pc {
+                f.past
+            } else {
+                None
+            }?;
+            if fast.names.is_some() {
+                return None;
+            }
+            match fast.rest {
+                Rest::Always => Some((None, ALWAYS)),
+                Rest::Bit { set, pattern } => {
+                    let bit = global_bit(set, pattern).filter(|b| *b != ALWAYS)?;
+                    Some((Some(set), bit))
+                }
+            }
+        })
+        .collect();
+    let mut out = ListRuns {
+        start: vec![0; list.len()],
+        runs: Vec::new(),
+    };
+    let mut i = 0;
+    while i < list.len() {
+        if form[i].is_none() {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < list.len() && form[j].is_some() {
+            j += 1;
+        }
+        if j - i >= MIN_RUN {
+            let mut run = Run {
+                first: i as u32,
+                ..Run::default()
+            };
+            for k in i..j {
+                let (Some((set, bit)), Step::Rule { rule, .. }) = (form[k], list[k].1) else {
+                    continue;
+                };
+                if let Some(s) = set {
+                    if !run.sets.contains(&s) {
+                        run.sets.push(s);
+                    }
+                }
+                run.keys.push(list[k].0);
+                run.bits.push(bit);
+                run.rules.push(rule);
+            }
+            out.runs.push(run);
+            let id = out.runs.len() as u32;
+            out.start[i..j].iter_mut().for_each(|s| *s = id);
+        }
+        i = j;
+    }
+    out
+}

@@ -64,7 +64,10 @@ pub enum Const {
 /// How many regex sets one program may have (each has a slot in the per-call cache).
 pub const MAX_SETS: usize = 8;
 /// How many patterns one regex set may hold.
-pub const MAX_SET_PATTERNS: usize = 256;
+pub const MAX_SET_PATTERNS: usize = 2048;
+/// How many patterns all the regex sets of a program may hold together (the
+/// per-call result bits).
+pub const MAX_TOTAL_SET_PATTERNS: usize = 4096;
 
 /// What a regex set reads from the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +93,9 @@ pub struct RegexSet {
     /// Pattern sources, in pattern-id order.
     pub patterns: Vec<String>,
     pub(crate) engine: regex_automata::meta::Regex,
+    /// Where the set's result bits start in the per-call bit array (the
+    /// pattern counts of the lower slots, summed; set by `Program::new`).
+    pub(crate) base: u16,
 }
 
 impl RegexSet {
@@ -106,12 +112,16 @@ impl RegexSet {
             subject,
             patterns,
             engine,
+            base: 0,
         })
     }
 }
 
 /// The two dispatch lists to merge for one tool name.
 pub type StepLists<'a> = (&'a [(u32, Step)], &'a [(u32, Step)]);
+
+/// A dispatch list and its run table.
+pub(crate) type SelectedList<'a> = (&'a [(u32, Step)], Option<&'a crate::fast::ListRuns>);
 
 /// One step of a dispatch list: run a rule's chunk from `pc` (and let the
 /// rule decide if it returns true), or a policy's `default_outcome: allow`.
@@ -139,6 +149,9 @@ pub struct Dispatch {
     pub generic_unknown: Vec<(u32, Step)>,
     /// Built from `names` (not serialised).
     pub(crate) index: rustc_hash::FxHashMap<Box<str>, u32>,
+    /// Runs of fast rules in each list (`lists`, then `generic_known`, then
+    /// `generic_unknown`); derived by `Program::new`, not serialised.
+    pub(crate) runs: Vec<crate::fast::ListRuns>,
 }
 
 impl Dispatch {
@@ -158,6 +171,25 @@ impl Dispatch {
             generic_known,
             generic_unknown,
             index,
+            runs: Vec::new(),
+        }
+    }
+
+    /// The two lists to merge for a tool name, with their run tables (the
+    /// tables are empty until `Program::new` derives them).
+    #[inline]
+    pub(crate) fn select(&self, tool: &str) -> (SelectedList<'_>, SelectedList<'_>) {
+        let no_runs = |i: usize| self.runs.get(i);
+        let n = self.lists.len();
+        match self.index.get(tool) {
+            Some(&i) => (
+                (
+                    self.lists.get(i as usize).map_or(&[][..], |l| &l[..]),
+                    no_runs(i as usize),
+                ),
+                (&self.generic_known, no_runs(n)),
+            ),
+            None => ((&[], None), (&self.generic_unknown, no_runs(n + 1))),
         }
     }
 
@@ -245,6 +277,14 @@ pub struct ProgramParts {
     pub source_names: Vec<String>,
 }
 
+/// See [`Program::fast_summary`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastSummary {
+    pub inline_rules: usize,
+    pub runs: usize,
+    pub run_steps: usize,
+}
+
 /// A verified, runnable program.
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -278,6 +318,35 @@ impl Program {
         verify::verify(&program)?;
         program.hash = format::content_hash(&program);
         program.fast = crate::fast::derive(&program.consts, &program.chunks, program.rules.len());
+        // Result bits of the sets, slot by slot (verified: distinct slots,
+        // at most MAX_TOTAL_SET_PATTERNS patterns in all).
+        let mut sizes = [0usize; MAX_SETS];
+        for c in &program.consts {
+            if let Const::RegexSet(rs) = c {
+                sizes[rs.slot as usize % MAX_SETS] = rs.patterns.len();
+            }
+        }
+        for c in &mut program.consts {
+            if let Const::RegexSet(rs) = c {
+                let base: usize = sizes[..rs.slot as usize % MAX_SETS].iter().sum();
+                rs.base = base as u16;
+            }
+        }
+        let mut tables = Vec::new();
+        for (i, c) in program.consts.iter().enumerate() {
+            if let Const::Dispatch(d) = c {
+                let lists = d.lists.iter().chain([&d.generic_known, &d.generic_unknown]);
+                let runs = lists
+                    .map(|l| crate::fast::runs(l, &program.fast, &program.consts))
+                    .collect::<Vec<_>>();
+                tables.push((i, runs));
+            }
+        }
+        for (i, runs) in tables {
+            if let Some(Const::Dispatch(d)) = program.consts.get_mut(i) {
+                d.runs = runs;
+            }
+        }
         Ok(program)
     }
 
@@ -320,6 +389,28 @@ impl Program {
     pub fn code_size(&self) -> usize {
         self.chunks.iter().map(|c| c.code.len()).sum()
     }
+    /// How the interpreter's fast paths cover the program: rules with an
+    /// inline form at some dispatch entry, bit runs, and the steps in them.
+    pub fn fast_summary(&self) -> FastSummary {
+        let mut out = FastSummary {
+            inline_rules: self
+                .fast
+                .iter()
+                .filter(|f| f.top.is_some() || f.past.is_some())
+                .count(),
+            ..FastSummary::default()
+        };
+        for c in &self.consts {
+            if let Const::Dispatch(d) = c {
+                for list in &d.runs {
+                    out.runs += list.runs.len();
+                    out.run_steps += list.runs.iter().map(|r| r.rules.len()).sum::<usize>();
+                }
+            }
+        }
+        out
+    }
+
     /// The debug entry of an instruction, if any.
     pub fn debug_at(&self, chunk: u16, pc: usize) -> Option<&DebugEntry> {
         self.debug

@@ -15,7 +15,9 @@
 use thiserror::Error;
 
 use crate::op::{decode, DecodeError, Instr, KvOp};
-use crate::program::{Const, Dispatch, Program, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS};
+use crate::program::{
+    Const, Dispatch, Program, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS, MAX_TOTAL_SET_PATTERNS,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum VerifyError {
@@ -123,6 +125,7 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
         boundaries.push(verify_chunk(p, ci)?);
     }
     let mut slots = [false; MAX_SETS];
+    let mut total_patterns = 0usize;
     for (index, c) in p.consts.iter().enumerate() {
         match c {
             Const::Dispatch(d) => verify_dispatch(p, d, index, &boundaries)?,
@@ -141,6 +144,15 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
                         why: format!(
                             "{} patterns (1 to {MAX_SET_PATTERNS} allowed)",
                             rs.patterns.len()
+                        ),
+                    });
+                }
+                total_patterns += rs.patterns.len();
+                if total_patterns > MAX_TOTAL_SET_PATTERNS {
+                    return Err(VerifyError::BadRegexSet {
+                        index,
+                        why: format!(
+                            "the regex sets hold more than {MAX_TOTAL_SET_PATTERNS} patterns in all"
                         ),
                     });
                 }

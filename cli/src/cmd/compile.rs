@@ -60,6 +60,9 @@ pub fn run(args: Args) -> ExitCode {
             println!("constants       {}", program.consts().len());
             println!("chunks          {}", program.chunks().len());
             println!("registers       {}", program.nregs());
+            let fast = program.fast_summary();
+            println!("inline rules    {}", fast.inline_rules);
+            println!("bit runs        {} ({} steps)", fast.runs, fast.run_steps);
             println!("code bytes      {}", program.code_size());
             println!("program bytes   {}", bytes.len());
             println!("source files    {}", compiled.sources.files().len());
