@@ -305,6 +305,50 @@ fn keys_a_case_insensitive_peer_would_merge_are_refused() {
     }
 }
 
+/// Duplicate keys are found in objects of any size (many keys are kept in a
+/// hash set rather than a list), including keys with escapes.
+#[test]
+fn duplicate_keys_in_big_objects_are_refused() {
+    let dup = invalid(
+        "1",
+        "params contain duplicate keys (keys may not repeat, nor differ only by case)",
+    );
+    for n in [2, 15, 16, 17, 40] {
+        let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+        let ok = format!(
+            r#"{{"id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{{}}}}}}}"#,
+            keys.join(",")
+        );
+        assert!(
+            matches!(client_line(ok.as_bytes()), ClientLine::Evaluate(_)),
+            "{n} keys"
+        );
+        for extra in [
+            r#""k0":"again""#,
+            r#""K0":1"#,
+            r#""\u006B0":1"#,
+            r#""\u004b0":1"#,
+        ] {
+            for at_end in [true, false] {
+                let mut all = keys.clone();
+                if at_end {
+                    all.push(extra.to_owned());
+                } else {
+                    all.insert(1.min(all.len()), extra.to_owned());
+                }
+                let line = format!(
+                    r#"{{"id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{{}}}}}}}"#,
+                    all.join(",")
+                );
+                assert_eq!(reply(&line), dup, "{line}");
+            }
+        }
+    }
+    // Top-level keys too.
+    let line = r#"{"id":1,"method":"tools/call","params":{"name":"echo"},"\u0070arams":{"name":"get-env"}}"#;
+    assert_eq!(reply(line), invalid("1", "the message has duplicate keys"));
+}
+
 #[test]
 fn tools_call_notifications_are_dropped() {
     for line in [
@@ -390,6 +434,70 @@ fn server_lines() {
         ServerLine::Invalid(_)
     ));
     assert!(matches!(server_line(b"\xff"), ServerLine::Invalid(_)));
+}
+
+/// The id of a response is read without building the message: exactly the
+/// top-level member's raw text, never an `id` nested in the result.
+#[test]
+fn server_response_ids() {
+    let id = |line: &str| match server_line(line.as_bytes()) {
+        ServerLine::Forward { response_id } => response_id.map(str::to_owned),
+        ServerLine::Invalid(why) => panic!("{line}: {why}"),
+    };
+    assert_eq!(
+        id(r#"{"jsonrpc":"2.0","id":0,"result":{}}"#).as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        id(r#"{"jsonrpc":"2.0","id":"a\"b\u00e9\\","result":{}}"#).as_deref(),
+        Some(r#""a\"b\u00e9\\""#)
+    );
+    assert_eq!(
+        id(r#"{"id":123456789012345678901234567890,"result":1}"#).as_deref(),
+        Some("123456789012345678901234567890")
+    );
+    assert_eq!(id(r#"{"id":-1.5e3,"result":1}"#).as_deref(), Some("-1.5e3"));
+    assert_eq!(
+        id(r#" { "id" : 4 , "result" : null } "#).as_deref(),
+        Some("4")
+    );
+    // Nested ids (in the result, before and after the real one) are not the id.
+    assert_eq!(
+        id(r#"{"jsonrpc":"2.0","result":{"id":99,"items":[{"id":5},"\"id\":6"]},"id":3}"#)
+            .as_deref(),
+        Some("3")
+    );
+    assert_eq!(id(r#"{"result":{"id":99}}"#), None);
+    assert_eq!(
+        id(r#"{"error":{"code":1,"message":"m","data":{"id":8}},"id":null}"#).as_deref(),
+        Some("null")
+    );
+    // A key with escapes is the key it decodes to; the first of repeated ids counts.
+    assert_eq!(id(r#"{"\u0069d":11,"result":{}}"#).as_deref(), Some("11"));
+    assert_eq!(id(r#"{"id":1,"id":2,"result":{}}"#).as_deref(), Some("1"));
+    // A request or notification from the server is no response.
+    assert_eq!(id(r#"{"id":5,"params":{},"\u006dethod":"ping"}"#), None);
+    assert_eq!(id(r#"{"method":"ping","id":5}"#), None);
+    // Anything else that is JSON is forwarded without an id.
+    assert_eq!(id("[1,2]"), None);
+    assert_eq!(id("\"text\""), None);
+    // Not JSON: dropped, however close.
+    for line in [
+        r#"{"id":1,"result":{"a":tru}}"#,
+        r#"{"id":1,"result":{}}x"#,
+        r#"{"id":1,"result":{}"#,
+        r#"{"id":01,"result":{}}"#,
+        r#"{"id":1,"result":"\x"}"#,
+        r#"{"id":1,"result":{"a":1,}}"#,
+        r#"{"id":1 "result":{}}"#,
+        r#"{id:1}"#,
+        "",
+    ] {
+        assert!(
+            matches!(server_line(line.as_bytes()), ServerLine::Invalid(_)),
+            "{line}"
+        );
+    }
 }
 
 #[test]
