@@ -529,6 +529,22 @@ fn id_keys_match_as_a_javascript_peer_echoes_them() {
         IdKey::of("12345678901234567890"),
         IdKey::of("12345678901234567000")
     );
+    // Plain integers take a short cut; it keys them as the JSON parser does.
+    for (plain, parsed) in [
+        ("0", "0.0"),
+        ("0", "-0e5"),
+        ("7", "7e0"),
+        ("9007199254740993", "9007199254740993.0"),
+        ("1234567890123456789", "1234567890123456789.0"),
+        ("9999999999999999999", "9999999999999999999.0"),
+        ("18446744073709551615", "18446744073709551615.0"),
+    ] {
+        assert!(IdKey::of(plain).is_some(), "{plain}");
+        assert_eq!(IdKey::of(plain), IdKey::of(parsed), "{plain} {parsed}");
+    }
+    assert_ne!(IdKey::of("1"), IdKey::of("2"));
+    assert_eq!(IdKey::of("01"), None);
+    assert_eq!(IdKey::of(""), None);
 }
 
 fn context(pending: Arc<Pending>) -> Arc<Context<Rules>> {
@@ -654,6 +670,43 @@ async fn server_to_client_forwards_json_and_clears_pending() {
     assert!(rx.try_recv().is_err());
 }
 
+/// Lines read in one burst go to the writer together; a line bigger than a
+/// batch goes whole; nothing is reordered or lost.
+#[tokio::test]
+async fn server_lines_are_batched_in_order() {
+    let big = format!("{{\"id\":2,\"result\":\"{}\"}}\n", "x".repeat(100 * 1024));
+    let mut input = String::new();
+    input.push_str("{\"id\":1,\"result\":{}}\n");
+    input.push_str(&big);
+    for i in 3..2000 {
+        input.push_str(&format!("{{\"id\":{i},\"result\":{{}}}}\n"));
+        if i % 500 == 0 {
+            input.push_str("not json\n");
+        }
+    }
+    input.push_str("{\"id\":2000,\"result\":{}}");
+    let pending = Arc::new(Pending::default());
+    for i in 1..=2000 {
+        pending.insert(&i.to_string());
+    }
+    pending.insert("2001");
+    let (out, mut rx) = mpsc::channel(1024);
+    session::server_to_client(input.as_bytes(), out, pending.clone())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut messages = 0;
+    while let Ok(chunk) = rx.try_recv() {
+        assert!(chunk.ends_with(b"\n"));
+        got.extend_from_slice(&chunk);
+        messages += 1;
+    }
+    let expected = input.replace("not json\n", "") + "\n";
+    assert_eq!(String::from_utf8(got).unwrap(), expected);
+    assert!(messages < 20, "{messages} messages for 2000 lines");
+    assert_eq!(pending.drain(), vec!["2001"]);
+}
+
 #[tokio::test]
 async fn writer_keeps_lines_whole_and_in_order() {
     let (out, rx) = mpsc::channel(4);
@@ -692,6 +745,45 @@ async fn a_dead_upstream_answers_requests_with_errors() {
     assert!(rx.try_recv().is_err());
     assert!(pending.drain().is_empty());
     let _ = tokio::io::sink().write_all(b"").await;
+}
+
+#[tokio::test]
+async fn a_dead_upstream_answers_every_buffered_request() {
+    let (upstream_read, upstream_write) = tokio::io::duplex(64);
+    drop(upstream_read);
+    let (out, mut rx) = mpsc::channel(16);
+    let pending = Arc::new(Pending::default());
+    let input = concat!(
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"method\":\"ping\"}\n",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"n\"}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}\n",
+    );
+    session::client_to_server(
+        input.as_bytes(),
+        upstream_write,
+        out,
+        context(pending.clone()),
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    while let Ok(line) = rx.try_recv() {
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["error"]["code"], -32000);
+        ids.push(v["id"].clone());
+    }
+    assert_eq!(
+        ids,
+        vec![
+            serde_json::json!(1),
+            serde_json::json!("a\"b"),
+            serde_json::json!(3),
+            serde_json::json!(4)
+        ]
+    );
+    assert!(pending.drain().is_empty());
 }
 
 #[tokio::test]
