@@ -130,14 +130,14 @@ pub fn server_line(line: &[u8]) -> ServerLine<'_> {
     };
     let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
     if trimmed.starts_with('{') {
-        match serde_json::from_str::<Members>(trimmed) {
-            Ok(m) => {
-                let has_method = m.0.iter().any(|(k, _)| k == "method");
-                let id = m.0.iter().find(|(k, _)| k == "id").map(|(_, v)| v.get());
-                ServerLine::Forward {
-                    response_id: if has_method { None } else { id },
-                }
-            }
+        match serde_json::from_str::<Envelope>(trimmed) {
+            Ok(m) => ServerLine::Forward {
+                response_id: if m.has_method {
+                    None
+                } else {
+                    m.id.map(RawValue::get)
+                },
+            },
             Err(e) => ServerLine::Invalid(e.to_string()),
         }
     } else {
@@ -318,7 +318,7 @@ fn tool_call<'a>(
             ))
         }
     }
-    let mut seen = HashSet::with_capacity(members.len());
+    let mut seen = FoldedKeys::default();
     if !members.iter().all(|(k, _)| seen.insert(key_fold_str(k))) {
         return Err(reject("the message has duplicate keys"));
     }
@@ -632,6 +632,44 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
+/// What the proxy needs of a server message: its top-level `id` (the first,
+/// raw) and whether it has a `method`. Every other value is validated and
+/// skipped without being built or collected.
+struct Envelope<'a> {
+    id: Option<&'a RawValue>,
+    has_method: bool,
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Envelope {
+                    id: None,
+                    has_method: false,
+                };
+                while let Some(Key(k)) = map.next_key()? {
+                    if k == "id" && out.id.is_none() {
+                        out.id = Some(map.next_value::<&'de RawValue>()?);
+                        continue;
+                    }
+                    if k == "method" {
+                        out.has_method = true;
+                    }
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// An object key, borrowed from the input unless it has escapes.
 struct Key<'a>(Cow<'a, str>);
 
@@ -708,14 +746,46 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        let mut folded: HashSet<String> = HashSet::new();
+        let mut folded = FoldedKeys::default();
         while let Some(Key(k)) = map.next_key()? {
             let v = map.next_value_seed(Strict { dup: self.dup })?;
-            if !folded.insert(key_fold(k.chars())) {
+            let key = match &k {
+                Cow::Borrowed(b) => key_fold_str(b),
+                Cow::Owned(o) => Cow::Owned(key_fold_str(o).into_owned()),
+            };
+            if !folded.insert(key) {
                 self.dup.set(true);
             }
             out.insert(k.into_owned(), v);
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// A set of folded keys: a short list compared in turn (objects have few
+/// keys; no hashing, no allocation for keys borrowed from the input), spilling
+/// into a hash set when an object has many.
+#[derive(Default)]
+struct FoldedKeys<'a> {
+    few: Vec<Cow<'a, str>>,
+    many: Option<HashSet<Cow<'a, str>>>,
+}
+
+impl<'a> FoldedKeys<'a> {
+    const FEW: usize = 16;
+
+    /// Adds a folded key; false if it was already there.
+    fn insert(&mut self, key: Cow<'a, str>) -> bool {
+        if let Some(many) = &mut self.many {
+            return many.insert(key);
+        }
+        if self.few.contains(&key) {
+            return false;
+        }
+        self.few.push(key);
+        if self.few.len() > Self::FEW {
+            self.many = Some(self.few.drain(..).collect());
+        }
+        true
     }
 }

@@ -50,7 +50,17 @@ pub enum IdKey {
 
 impl IdKey {
     pub fn of(raw: &str) -> Option<IdKey> {
-        match raw.as_bytes().first()? {
+        // The common case, a small non-negative integer, without the JSON parser:
+        // up to 19 digits always fits in a u64, which is what serde_json reads it as.
+        let b = raw.as_bytes();
+        if (1..=19).contains(&b.len())
+            && b.iter().all(u8::is_ascii_digit)
+            && (b[0] != b'0' || b.len() == 1)
+        {
+            let n = b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            return Some(IdKey::Num(if n == 0 { 0 } else { (n as f64).to_bits() }));
+        }
+        match b.first()? {
             b'"' => serde_json::from_str::<String>(raw).ok().map(IdKey::Str),
             b'n' if raw == "null" => Some(IdKey::Null),
             _ => {
@@ -118,15 +128,15 @@ where
     let mut upstream = BufWriter::with_capacity(64 * 1024, upstream);
     // The ids of the requests buffered since the last flush, to answer with
     // errors if the flush fails.
-    let mut unflushed: Vec<String> = Vec::new();
+    let mut unflushed = IdList::default();
     let mut upstream_ok = true;
     loop {
         if upstream_ok && !reader.has_line() {
             if let Err(e) = upstream.flush().await {
                 log!("[kvlar] cannot write to the upstream server: {e}");
                 upstream_ok = false;
-                for id in unflushed.drain(..) {
-                    upstream_gone(Some(&id), &ctx, &out).await;
+                for id in unflushed.iter() {
+                    upstream_gone(Some(id), &ctx, &out).await;
                 }
             }
             unflushed.clear();
@@ -207,13 +217,36 @@ where
         if let Err(e) = upstream.write_all(&buf).await {
             log!("[kvlar] cannot write to the upstream server: {e}");
             upstream_ok = false;
-            for id in unflushed.drain(..) {
-                upstream_gone(Some(&id), &ctx, &out).await;
+            for id in unflushed.iter() {
+                upstream_gone(Some(id), &ctx, &out).await;
             }
+            unflushed.clear();
             upstream_gone(request_id, &ctx, &out).await;
         } else if let Some(id) = request_id {
-            unflushed.push(id.to_owned());
+            unflushed.push(id);
         }
+    }
+}
+
+/// Raw ids kept in one reused buffer: no allocation per request.
+#[derive(Default)]
+struct IdList {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl IdList {
+    fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.text[a..b])
     }
 }
 
@@ -238,14 +271,15 @@ async fn evaluate<'l, D: Decide>(
 ) -> Option<&'l str> {
     let id = call.id.get();
     let program = ctx.policy.load();
-    let start = Instant::now();
+    // The evaluation time only goes into the audit log: no clock reads without one.
+    let start = ctx.audit.is_some().then(Instant::now);
     let decision = program.decide(&Call {
         tool: &call.name,
         agent: &ctx.agent,
         action: kvlar_vm::call::TOOL_CALL,
         args: &call.args,
     });
-    let eval_ns = start.elapsed().as_nanos() as u64;
+    let eval_ns = start.map_or(0, |s| s.elapsed().as_nanos() as u64);
     let allowed = decision.effect == Effect::Allow;
     let denial = (!allowed).then(|| deny::denial(id, &call.name, &decision, program.policy_hash()));
     if let Some(audit) = &ctx.audit {
@@ -286,9 +320,24 @@ pub async fn server_to_client<R: AsyncRead + Unpin>(
 ) -> io::Result<()> {
     let mut reader = LineReader::new(input, MAX_LINE);
     let mut buf = Vec::with_capacity(64 * 1024);
+    // The lines to forward that were read from one burst of input, sent to the
+    // writer together as soon as no further whole line is buffered (never
+    // waiting for more input): one channel message and one write per burst.
+    let mut batch: Vec<u8> = Vec::new();
     loop {
+        if !batch.is_empty() && (!reader.has_line() || batch.len() >= BATCH) {
+            let lines = std::mem::take(&mut batch);
+            if out.send(lines).await.is_err() {
+                return Ok(());
+            }
+        }
         match reader.read_line(&mut buf).await? {
-            Read::Eof => return Ok(()),
+            Read::Eof => {
+                if !batch.is_empty() {
+                    let _ = out.send(batch).await;
+                }
+                return Ok(());
+            }
             Read::TooLong => {
                 log!(
                     "[kvlar] dropped a server line longer than {} MiB",
@@ -315,17 +364,20 @@ pub async fn server_to_client<R: AsyncRead + Unpin>(
         if buf.last() != Some(&b'\n') {
             buf.push(b'\n');
         }
-        // A small line is copied (the buffer keeps its capacity); a big one is handed over.
-        let line = if buf.len() <= 64 * 1024 {
-            buf.clone()
+        if batch.is_empty() && buf.len() > BATCH {
+            // A big line is handed over rather than copied.
+            batch = std::mem::replace(&mut buf, Vec::with_capacity(64 * 1024));
         } else {
-            std::mem::replace(&mut buf, Vec::with_capacity(64 * 1024))
-        };
-        if out.send(line).await.is_err() {
-            return Ok(());
+            if batch.capacity() == 0 {
+                batch.reserve(buf.len().max(4096));
+            }
+            batch.extend_from_slice(&buf);
         }
     }
 }
+
+/// How many bytes of forwarded server lines go to the writer at most in one message.
+const BATCH: usize = 64 * 1024;
 
 /// Writes the queued lines to the client, in order. After a write error
 /// (the client is gone) it reports once and discards the rest.

@@ -305,6 +305,50 @@ fn keys_a_case_insensitive_peer_would_merge_are_refused() {
     }
 }
 
+/// Duplicate keys are found in objects of any size (many keys are kept in a
+/// hash set rather than a list), including keys with escapes.
+#[test]
+fn duplicate_keys_in_big_objects_are_refused() {
+    let dup = invalid(
+        "1",
+        "params contain duplicate keys (keys may not repeat, nor differ only by case)",
+    );
+    for n in [2, 15, 16, 17, 40] {
+        let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+        let ok = format!(
+            r#"{{"id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{{}}}}}}}"#,
+            keys.join(",")
+        );
+        assert!(
+            matches!(client_line(ok.as_bytes()), ClientLine::Evaluate(_)),
+            "{n} keys"
+        );
+        for extra in [
+            r#""k0":"again""#,
+            r#""K0":1"#,
+            r#""\u006B0":1"#,
+            r#""\u004b0":1"#,
+        ] {
+            for at_end in [true, false] {
+                let mut all = keys.clone();
+                if at_end {
+                    all.push(extra.to_owned());
+                } else {
+                    all.insert(1.min(all.len()), extra.to_owned());
+                }
+                let line = format!(
+                    r#"{{"id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{{}}}}}}}"#,
+                    all.join(",")
+                );
+                assert_eq!(reply(&line), dup, "{line}");
+            }
+        }
+    }
+    // Top-level keys too.
+    let line = r#"{"id":1,"method":"tools/call","params":{"name":"echo"},"\u0070arams":{"name":"get-env"}}"#;
+    assert_eq!(reply(line), invalid("1", "the message has duplicate keys"));
+}
+
 #[test]
 fn tools_call_notifications_are_dropped() {
     for line in [
@@ -392,6 +436,70 @@ fn server_lines() {
     assert!(matches!(server_line(b"\xff"), ServerLine::Invalid(_)));
 }
 
+/// The id of a response is read without building the message: exactly the
+/// top-level member's raw text, never an `id` nested in the result.
+#[test]
+fn server_response_ids() {
+    let id = |line: &str| match server_line(line.as_bytes()) {
+        ServerLine::Forward { response_id } => response_id.map(str::to_owned),
+        ServerLine::Invalid(why) => panic!("{line}: {why}"),
+    };
+    assert_eq!(
+        id(r#"{"jsonrpc":"2.0","id":0,"result":{}}"#).as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        id(r#"{"jsonrpc":"2.0","id":"a\"b\u00e9\\","result":{}}"#).as_deref(),
+        Some(r#""a\"b\u00e9\\""#)
+    );
+    assert_eq!(
+        id(r#"{"id":123456789012345678901234567890,"result":1}"#).as_deref(),
+        Some("123456789012345678901234567890")
+    );
+    assert_eq!(id(r#"{"id":-1.5e3,"result":1}"#).as_deref(), Some("-1.5e3"));
+    assert_eq!(
+        id(r#" { "id" : 4 , "result" : null } "#).as_deref(),
+        Some("4")
+    );
+    // Nested ids (in the result, before and after the real one) are not the id.
+    assert_eq!(
+        id(r#"{"jsonrpc":"2.0","result":{"id":99,"items":[{"id":5},"\"id\":6"]},"id":3}"#)
+            .as_deref(),
+        Some("3")
+    );
+    assert_eq!(id(r#"{"result":{"id":99}}"#), None);
+    assert_eq!(
+        id(r#"{"error":{"code":1,"message":"m","data":{"id":8}},"id":null}"#).as_deref(),
+        Some("null")
+    );
+    // A key with escapes is the key it decodes to; the first of repeated ids counts.
+    assert_eq!(id(r#"{"\u0069d":11,"result":{}}"#).as_deref(), Some("11"));
+    assert_eq!(id(r#"{"id":1,"id":2,"result":{}}"#).as_deref(), Some("1"));
+    // A request or notification from the server is no response.
+    assert_eq!(id(r#"{"id":5,"params":{},"\u006dethod":"ping"}"#), None);
+    assert_eq!(id(r#"{"method":"ping","id":5}"#), None);
+    // Anything else that is JSON is forwarded without an id.
+    assert_eq!(id("[1,2]"), None);
+    assert_eq!(id("\"text\""), None);
+    // Not JSON: dropped, however close.
+    for line in [
+        r#"{"id":1,"result":{"a":tru}}"#,
+        r#"{"id":1,"result":{}}x"#,
+        r#"{"id":1,"result":{}"#,
+        r#"{"id":01,"result":{}}"#,
+        r#"{"id":1,"result":"\x"}"#,
+        r#"{"id":1,"result":{"a":1,}}"#,
+        r#"{"id":1 "result":{}}"#,
+        r#"{id:1}"#,
+        "",
+    ] {
+        assert!(
+            matches!(server_line(line.as_bytes()), ServerLine::Invalid(_)),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn ids_of_lines_too_long_to_read() {
     assert_eq!(
@@ -421,6 +529,22 @@ fn id_keys_match_as_a_javascript_peer_echoes_them() {
         IdKey::of("12345678901234567890"),
         IdKey::of("12345678901234567000")
     );
+    // Plain integers take a short cut; it keys them as the JSON parser does.
+    for (plain, parsed) in [
+        ("0", "0.0"),
+        ("0", "-0e5"),
+        ("7", "7e0"),
+        ("9007199254740993", "9007199254740993.0"),
+        ("1234567890123456789", "1234567890123456789.0"),
+        ("9999999999999999999", "9999999999999999999.0"),
+        ("18446744073709551615", "18446744073709551615.0"),
+    ] {
+        assert!(IdKey::of(plain).is_some(), "{plain}");
+        assert_eq!(IdKey::of(plain), IdKey::of(parsed), "{plain} {parsed}");
+    }
+    assert_ne!(IdKey::of("1"), IdKey::of("2"));
+    assert_eq!(IdKey::of("01"), None);
+    assert_eq!(IdKey::of(""), None);
 }
 
 fn context(pending: Arc<Pending>) -> Arc<Context<Rules>> {
@@ -546,6 +670,43 @@ async fn server_to_client_forwards_json_and_clears_pending() {
     assert!(rx.try_recv().is_err());
 }
 
+/// Lines read in one burst go to the writer together; a line bigger than a
+/// batch goes whole; nothing is reordered or lost.
+#[tokio::test]
+async fn server_lines_are_batched_in_order() {
+    let big = format!("{{\"id\":2,\"result\":\"{}\"}}\n", "x".repeat(100 * 1024));
+    let mut input = String::new();
+    input.push_str("{\"id\":1,\"result\":{}}\n");
+    input.push_str(&big);
+    for i in 3..2000 {
+        input.push_str(&format!("{{\"id\":{i},\"result\":{{}}}}\n"));
+        if i % 500 == 0 {
+            input.push_str("not json\n");
+        }
+    }
+    input.push_str("{\"id\":2000,\"result\":{}}");
+    let pending = Arc::new(Pending::default());
+    for i in 1..=2000 {
+        pending.insert(&i.to_string());
+    }
+    pending.insert("2001");
+    let (out, mut rx) = mpsc::channel(1024);
+    session::server_to_client(input.as_bytes(), out, pending.clone())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut messages = 0;
+    while let Ok(chunk) = rx.try_recv() {
+        assert!(chunk.ends_with(b"\n"));
+        got.extend_from_slice(&chunk);
+        messages += 1;
+    }
+    let expected = input.replace("not json\n", "") + "\n";
+    assert_eq!(String::from_utf8(got).unwrap(), expected);
+    assert!(messages < 20, "{messages} messages for 2000 lines");
+    assert_eq!(pending.drain(), vec!["2001"]);
+}
+
 #[tokio::test]
 async fn writer_keeps_lines_whole_and_in_order() {
     let (out, rx) = mpsc::channel(4);
@@ -584,6 +745,45 @@ async fn a_dead_upstream_answers_requests_with_errors() {
     assert!(rx.try_recv().is_err());
     assert!(pending.drain().is_empty());
     let _ = tokio::io::sink().write_all(b"").await;
+}
+
+#[tokio::test]
+async fn a_dead_upstream_answers_every_buffered_request() {
+    let (upstream_read, upstream_write) = tokio::io::duplex(64);
+    drop(upstream_read);
+    let (out, mut rx) = mpsc::channel(16);
+    let pending = Arc::new(Pending::default());
+    let input = concat!(
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"method\":\"ping\"}\n",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"n\"}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}\n",
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}\n",
+    );
+    session::client_to_server(
+        input.as_bytes(),
+        upstream_write,
+        out,
+        context(pending.clone()),
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    while let Ok(line) = rx.try_recv() {
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["error"]["code"], -32000);
+        ids.push(v["id"].clone());
+    }
+    assert_eq!(
+        ids,
+        vec![
+            serde_json::json!(1),
+            serde_json::json!("a\"b"),
+            serde_json::json!(3),
+            serde_json::json!(4)
+        ]
+    );
+    assert!(pending.drain().is_empty());
 }
 
 #[tokio::test]
