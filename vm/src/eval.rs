@@ -432,18 +432,46 @@ impl Program {
             };
             scratch.ensure_set(rs, call.args);
         }
+        let names_hold = match run.names {
+            Some((field, list)) => self.names_match(field, list, call, scratch)?,
+            None => true,
+        };
         let bits = run.bits.get(from..from + len)?;
         let rules = run.rules.get(from..from + len)?;
-        for (&bit, &rule) in bits.iter().zip(rules) {
-            let hit = bit == ALWAYS || {
-                let b = bit as usize % MAX_TOTAL_SET_PATTERNS;
-                scratch.bits[b / 64] & (1 << (b % 64)) != 0
-            };
+        let named = run.named.get(from..from + len)?;
+        for ((&bit, &rule), &needs) in bits.iter().zip(rules).zip(named) {
+            let hit = (names_hold || !needs)
+                && (bit == ALWAYS || {
+                    let b = bit as usize % MAX_TOTAL_SET_PATTERNS;
+                    scratch.bits[b / 64] & (1 << (b % 64)) != 0
+                });
             if hit {
                 return Some(Some(rule));
             }
         }
         Some(None)
+    }
+
+    /// A name-list test, memoised for the call (rules often share a list).
+    #[inline]
+    fn names_match(
+        &self,
+        field: Field,
+        list: u16,
+        call: &Call,
+        scratch: &mut Scratch,
+    ) -> Option<bool> {
+        if let Some((f, l, r)) = scratch.last_name {
+            if f == field && l == list {
+                return Some(r);
+            }
+        }
+        let Some(Const::Matchers(ms)) = self.consts.get(list as usize) else {
+            return None;
+        };
+        let r = kvlar::name_matches(ms, field_of(call, field));
+        scratch.last_name = Some((field, list, r));
+        Some(r)
     }
 
     /// The fast form of `rule` entered at `pc`, if it has one.
@@ -464,19 +492,7 @@ impl Program {
     #[inline]
     fn run_fast(&self, fast: Fast, call: &Call, scratch: &mut Scratch) -> Option<bool> {
         if let Some((field, list)) = fast.names {
-            let Some(Const::Matchers(ms)) = self.consts.get(list as usize) else {
-                return None;
-            };
-            let name = field_of(call, field);
-            let hit = match scratch.last_name {
-                Some((f, l, r)) if f == field && l == list => r,
-                _ => {
-                    let r = kvlar::name_matches(ms, name);
-                    scratch.last_name = Some((field, list, r));
-                    r
-                }
-            };
-            if !hit {
+            if !self.names_match(field, list, call, scratch)? {
                 return Some(false);
             }
         }

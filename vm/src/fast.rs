@@ -124,6 +124,11 @@ pub(crate) fn derive(consts: &[Const], chunks: &[Chunk], rules: usize) -> Vec<Fa
 pub(crate) struct Run {
     /// Position of the run's first step in the list.
     pub first: u32,
+    /// The name test some steps share (a glob tool list, for tools without
+    /// a list of their own): tested once per call (memoised).
+    pub names: Option<(Field, u16)>,
+    /// Per step: whether it needs `names` to hold.
+    pub named: Vec<bool>,
     /// Per step: its order key (a step of the other list with a smaller key
     /// than a step of the run cuts the run there).
     pub keys: Vec<u32>,
@@ -158,8 +163,9 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
             _ => None,
         }
     };
-    // The fast form of each step, if it can be in a run: (set, global bit).
-    let form: Vec<Option<(Option<u16>, u16)>> = list
+    // The fast form of each step, if it can be in a run: (names, set, global bit).
+    type Form = (Option<(Field, u16)>, Option<u16>, u16);
+    let form: Vec<Option<Form>> = list
         .iter()
         .map(|(_, step)| {
             let Step::Rule { rule, pc, .. } = *step else {
@@ -173,14 +179,11 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
             } else {
                 None
             }?;
-            if fast.names.is_some() {
-                return None;
-            }
             match fast.rest {
-                Rest::Always => Some((None, ALWAYS)),
+                Rest::Always => Some((fast.names, None, ALWAYS)),
                 Rest::Bit { set, pattern } => {
                     let bit = global_bit(set, pattern).filter(|b| *b != ALWAYS)?;
-                    Some((Some(set), bit))
+                    Some((fast.names, Some(set), bit))
                 }
             }
         })
@@ -191,21 +194,30 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
     };
     let mut i = 0;
     while i < list.len() {
-        if form[i].is_none() {
+        let Some((first_names, _, _)) = form[i] else {
             i += 1;
             continue;
-        }
+        };
+        // A run shares at most one name test.
+        let mut names = first_names;
         let mut j = i;
-        while j < list.len() && form[j].is_some() {
+        while let Some(Some((n, _, _))) = form.get(j) {
+            match (names, *n) {
+                (_, None) => {}
+                (None, Some(x)) => names = Some(x),
+                (Some(a), Some(b)) if a == b => {}
+                _ => break,
+            }
             j += 1;
         }
         if j - i >= MIN_RUN {
             let mut run = Run {
                 first: i as u32,
+                names,
                 ..Run::default()
             };
             for k in i..j {
-                let (Some((set, bit)), Step::Rule { rule, .. }) = (form[k], list[k].1) else {
+                let (Some((n, set, bit)), Step::Rule { rule, .. }) = (form[k], list[k].1) else {
                     continue;
                 };
                 if let Some(s) = set {
@@ -213,6 +225,7 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
                         run.sets.push(s);
                     }
                 }
+                run.named.push(n.is_some());
                 run.keys.push(list[k].0);
                 run.bits.push(bit);
                 run.rules.push(rule);
@@ -221,7 +234,7 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
             let id = out.runs.len() as u32;
             out.start[i..j].iter_mut().for_each(|s| *s = id);
         }
-        i = j;
+        i = j.max(i + 1);
     }
     out
 }
