@@ -7,12 +7,12 @@ use serde_json::Value;
 use crate::builtins;
 use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
-use crate::fast::{Fast, ListRuns, Rest, Run, ALWAYS};
+use crate::fast::{Fast, GlobIndex, ListRuns, Rest, Run, ALWAYS, MAX_TOOL_GLOBS};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant};
 use crate::program::{
-    Const, PathSeg, Program, RegexSet, SetSubject, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS,
-    MAX_TOTAL_SET_PATTERNS,
+    Const, Matcher, PathSeg, Program, RegexSet, SetSubject, Step, MAX_REGS, MAX_SETS,
+    MAX_SET_PATTERNS, MAX_TOTAL_SET_PATTERNS,
 };
 use crate::trace::{NoTrace, Sink, StepCounter, Tracer, TracerRef};
 use crate::value::{self, Val};
@@ -469,7 +469,16 @@ impl Program {
         let Some(Const::Matchers(ms)) = self.consts.get(list as usize) else {
             return None;
         };
-        let r = kvlar::name_matches(ms, field_of(call, field));
+        let name = field_of(call, field);
+        let r = match (&self.globs, field) {
+            // Tool names: exact entries compared, globs all matched at once.
+            (Some(g), Field::Tool) => {
+                ms.iter()
+                    .any(|m| matches!(m, Matcher::Exact(s) if s == name))
+                    || scratch.tool_globs(g, name, list)
+            }
+            _ => kvlar::name_matches(ms, name),
+        };
         scratch.last_name = Some((field, list, r));
         Some(r)
     }
@@ -561,6 +570,8 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
 
 /// Per-call memory: regex-set results and the last name-list test.
 struct Scratch {
+    /// Which tool globs match the call's tool (`None`: not computed yet).
+    globs: Option<[u64; MAX_TOOL_GLOBS / 64]>,
     states: [SetState; MAX_SETS],
     /// Result bits of every set, each from its `base`.
     bits: [u64; MAX_TOTAL_SET_PATTERNS / 64],
@@ -570,6 +581,7 @@ struct Scratch {
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
+            globs: None,
             states: [SetState::Unknown; MAX_SETS],
             bits: [0; MAX_TOTAL_SET_PATTERNS / 64],
             last_name: None,
@@ -578,6 +590,27 @@ impl Default for Scratch {
 }
 
 impl Scratch {
+    /// Whether a glob of name list `list` matches `tool` (all the program's
+    /// tool globs run once per call).
+    fn tool_globs(&mut self, g: &GlobIndex, tool: &str, list: u16) -> bool {
+        let bits = self.globs.get_or_insert_with(|| {
+            let mut bits = [0u64; MAX_TOOL_GLOBS / 64];
+            with_pattern_set(g.count, |ps| {
+                g.engine
+                    .which_overlapping_matches(&regex_automata::Input::new(tool), ps);
+                for p in 0..g.count.min(MAX_TOOL_GLOBS) {
+                    if regex_automata::PatternID::new(p).is_ok_and(|pid| ps.contains(pid)) {
+                        bits[p / 64] |= 1 << (p % 64);
+                    }
+                }
+            });
+            bits
+        });
+        g.masks
+            .get(list as usize)
+            .is_some_and(|mask| mask.iter().zip(bits.iter()).any(|(m, b)| m & b != 0))
+    }
+
     /// Runs set `rs` on this call if it has not run yet.
     #[inline]
     fn ensure_set(&mut self, rs: &RegexSet, args: &Value) {
@@ -627,20 +660,47 @@ fn size_class(n: usize) -> usize {
     (n.max(1).div_ceil(64).next_power_of_two().ilog2() as usize).min(SIZE_CLASSES - 1)
 }
 
+/// Runs `f` with an empty reused result buffer of capacity ≥ `n` (no
+/// allocation once warm).
+fn with_pattern_set<R>(n: usize, mut f: impl FnMut(&mut regex_automata::PatternSet) -> R) -> R {
+    let class = size_class(n);
+    let reused = PATTERN_SETS.with(|cell| {
+        let mut sets = cell.try_borrow_mut().ok()?;
+        let ps = sets
+            .get_mut(class)?
+            .get_or_insert_with(|| regex_automata::PatternSet::new(64 << class));
+        Some(use_and_clear(ps, &mut f))
+    });
+    match reused {
+        Some(r) => r,
+        None => use_and_clear(&mut regex_automata::PatternSet::new(n.max(1)), &mut f),
+    }
+}
+
+/// `f(ps)`, leaving `ps` empty (clearing costs the whole capacity, so only
+/// when something matched).
+fn use_and_clear<R>(
+    ps: &mut regex_automata::PatternSet,
+    f: &mut impl FnMut(&mut regex_automata::PatternSet) -> R,
+) -> R {
+    let r = f(ps);
+    if !ps.is_empty() {
+        ps.clear();
+    }
+    r
+}
+
 /// Runs the set over `text`, setting the bits of the patterns that match.
 fn scan(rs: &RegexSet, text: &str, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]) -> SetState {
-    let fill = |ps: &mut regex_automata::PatternSet,
-                bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]| {
-        // The buffer is left empty after each use (`PatternSet::clear` and
-        // `iter` cost its whole capacity; most texts match nothing).
+    with_pattern_set(rs.patterns.len(), |ps| {
         rs.engine
             .which_overlapping_matches(&regex_automata::Input::new(text), ps);
         let found = ps.len();
-        if found == 0 {
-            return;
-        }
         let mut seen = 0;
         for p in 0..rs.patterns.len() {
+            if seen == found {
+                break;
+            }
             let Ok(pid) = regex_automata::PatternID::new(p) else {
                 break;
             };
@@ -648,28 +708,9 @@ fn scan(rs: &RegexSet, text: &str, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]
                 let b = (rs.base as usize + p) % MAX_TOTAL_SET_PATTERNS;
                 bits[b / 64] |= 1 << (b % 64);
                 seen += 1;
-                if seen == found {
-                    break;
-                }
             }
         }
-        ps.clear();
-    };
-    let class = size_class(rs.patterns.len());
-    let done = PATTERN_SETS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut sets) => match sets.get_mut(class) {
-            Some(slot) => {
-                let ps = slot.get_or_insert_with(|| regex_automata::PatternSet::new(64 << class));
-                fill(ps, bits);
-                true
-            }
-            None => false,
-        },
-        Err(_) => false,
     });
-    if !done {
-        fill(&mut regex_automata::PatternSet::new(MAX_SET_PATTERNS), bits);
-    }
     SetState::Present
 }
 

@@ -10,7 +10,7 @@
 //! what its chunk means. Traced runs still execute the chunks.
 
 use crate::op::{decode, Field, Instr};
-use crate::program::{Chunk, Const, Step};
+use crate::program::{Chunk, Const, Matcher, Step};
 
 /// What is left of a rule's condition from a dispatch entry point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,4 +237,64 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
         i = j.max(i + 1);
     }
     out
+}
+
+/// How many distinct tool globs the combined automaton takes.
+pub(crate) const MAX_TOOL_GLOBS: usize = 1024;
+
+/// Every glob tool pattern of the program in one automaton: a tool name
+/// unknown to the dispatch table is matched against all of them in one pass,
+/// once per call, and each name list's test becomes a mask check.
+#[derive(Debug, Clone)]
+pub(crate) struct GlobIndex {
+    pub engine: regex_automata::meta::Regex,
+    pub count: usize,
+    /// Per constant: the mask of its globs (empty for non-`Matchers`).
+    pub masks: Vec<Vec<u64>>,
+}
+
+impl GlobIndex {
+    /// `None` when the program has no glob, too many, or they do not compile
+    /// together (name lists are then tested one by one).
+    pub fn build(consts: &[Const]) -> Option<GlobIndex> {
+        let mut patterns: Vec<&str> = Vec::new();
+        let mut masks = vec![Vec::new(); consts.len()];
+        for (i, c) in consts.iter().enumerate() {
+            let Const::Matchers(ms) = c else { continue };
+            for m in ms {
+                let Matcher::Glob { re, .. } = m else {
+                    continue;
+                };
+                let id = match patterns.iter().position(|p| *p == re.as_str()) {
+                    Some(id) => id,
+                    None => {
+                        patterns.push(re.as_str());
+                        patterns.len() - 1
+                    }
+                };
+                if id >= MAX_TOOL_GLOBS {
+                    return None;
+                }
+                let mask: &mut Vec<u64> = &mut masks[i];
+                if mask.len() <= id / 64 {
+                    mask.resize(id / 64 + 1, 0);
+                }
+                mask[id / 64] |= 1 << (id % 64);
+            }
+        }
+        if patterns.is_empty() {
+            return None;
+        }
+        let engine = regex_automata::meta::Regex::builder()
+            .configure(
+                regex_automata::meta::Regex::config().match_kind(regex_automata::MatchKind::All),
+            )
+            .build_many(&patterns)
+            .ok()?;
+        Some(GlobIndex {
+            engine,
+            count: patterns.len(),
+            masks,
+        })
+    }
 }

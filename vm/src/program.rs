@@ -299,6 +299,8 @@ pub struct Program {
     /// Per rule: its fast forms at the dispatch entry points (derived from
     /// the verified code on load, never serialised).
     pub(crate) fast: Vec<crate::fast::FastRule>,
+    /// All glob name patterns in one automaton (derived on load).
+    pub(crate) globs: Option<crate::fast::GlobIndex>,
 }
 
 impl Program {
@@ -314,10 +316,12 @@ impl Program {
             source_names: parts.source_names,
             hash: [0; 32],
             fast: Vec::new(),
+            globs: None,
         };
         verify::verify(&program)?;
         program.hash = format::content_hash(&program);
         program.fast = crate::fast::derive(&program.consts, &program.chunks, program.rules.len());
+        program.globs = crate::fast::GlobIndex::build(&program.consts);
         // Result bits of the sets, slot by slot (verified: distinct slots,
         // at most MAX_TOTAL_SET_PATTERNS patterns in all).
         let mut sizes = [0usize; MAX_SETS];
