@@ -55,6 +55,9 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
     let policy_sets = Cell::new(0usize);
     let skipped = Cell::new(0usize);
     let decided_by_rule = Cell::new(0usize);
+    // How often the VM's fast paths are in play (so that this test checks them).
+    let with_inline = Cell::new(0usize);
+    let with_runs = Cell::new(0usize);
     let mut runner = runner(cases_var, default_cases);
     let result = runner.run(&case(ver), |(yamls, calls)| {
         policy_sets.set(policy_sets.get() + 1);
@@ -66,6 +69,9 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
             }
             Err(e) => return Err(TestCaseError::fail(e)),
         };
+        let fast = compiled.program.fast_summary();
+        with_inline.set(with_inline.get() + usize::from(fast.inline_rules > 0));
+        with_runs.set(with_runs.get() + usize::from(fast.runs > 0));
         for c in &calls {
             let call = c.call();
             let theirs = published.evaluate(&call);
@@ -89,9 +95,17 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
     let (sets, skip, evals) = (policy_sets.get(), skipped.get(), evaluations.get());
     println!(
         "kvlar-core {ver:?}: {sets} policy sets ({skip} skipped: kvlar-core could not parse), \
-         {evals} evaluations ({} decided by a rule), {:.1?}",
+         {evals} evaluations ({} decided by a rule), {} sets with inline rules, {} with bit runs, {:.1?}",
         decided_by_rule.get(),
+        with_inline.get(),
+        with_runs.get(),
         start.elapsed()
+    );
+    assert!(
+        with_inline.get() * 2 > sets && with_runs.get() * 3 > sets,
+        "generator too weak for the fast paths: {} inline, {} with runs, of {sets}",
+        with_inline.get(),
+        with_runs.get()
     );
     assert!(
         skip * 20 < sets.max(1),

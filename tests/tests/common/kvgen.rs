@@ -199,16 +199,74 @@ pub fn kv_rule(ver: Ver) -> BoxedStrategy<KvRule> {
         .boxed()
 }
 
+/// Literal values for the string tests of [`kv_block`].
+const LITERALS: &[&str] = &[
+    "rm", "-rf", "/etc", "ssh", "DROP", "drop", "SELECT", "..", "/", "su", "é", "\n", "1", "",
+    "a.b",
+];
+
+/// Several rules in a row on one tool list, each one string test on the same
+/// field (or one `parameters` regex on the same key): the shape the VM
+/// decides inline and as a bit run, from the regex set of that field.
+fn kv_block(ver: Ver) -> BoxedStrategy<Vec<KvRule>> {
+    let ops: &'static [&'static str] = if ver == Ver::V03 {
+        &["contains", "starts_with", "ends_with"]
+    } else {
+        &["contains", "starts_with", "ends_with", "matches", "matches"]
+    };
+    let test = (
+        select(ops),
+        select(LITERALS),
+        select(REGEXES),
+        0u8..3,
+        select(REASONS),
+    );
+    (
+        glob_list(TOOL_GLOBS, TOOLS),
+        select(FIELDS),
+        select(ARG_KEYS),
+        0u8..4,
+        prop::collection::vec(test, 3..7),
+    )
+        .prop_map(|(resources, field, key, kind, tests)| {
+            tests
+                .into_iter()
+                .map(|(op, literal, regex, effect, reason)| {
+                    let (parameters, conditions) = if kind == 0 {
+                        (vec![(key, regex)], vec![])
+                    } else {
+                        let value = if op == "matches" { regex } else { literal };
+                        (vec![], vec![(field, op, Value::String(value.into()))])
+                    };
+                    KvRule {
+                        action_types: None,
+                        resources: resources.clone(),
+                        agent_ids: None,
+                        parameters,
+                        conditions,
+                        effect,
+                        reason,
+                    }
+                })
+                .collect()
+        })
+        .boxed()
+}
+
 pub fn kv_policy(ver: Ver) -> BoxedStrategy<KvPolicy> {
     let outcome = if ver == Ver::V04 {
         prop_oneof![2 => Just(None), 1 => Just(Some("allow")), 1 => Just(Some("deny"))].boxed()
     } else {
         Just(None).boxed()
     };
-    (outcome, prop::collection::vec(kv_rule(ver), 0..=12))
-        .prop_map(|(default_outcome, rules)| KvPolicy {
+    let group = prop_oneof![
+        3 => kv_rule(ver).prop_map(|r| vec![r]),
+        1 => kv_block(ver),
+    ];
+    (outcome, prop::collection::vec(group, 0..=7))
+        .prop_map(|(default_outcome, groups)| KvPolicy {
             default_outcome,
-            rules,
+            rules: groups.into_iter().flatten().collect(),
         })
         .boxed()
 }
