@@ -496,14 +496,49 @@ fn native_rule() -> BoxedStrategy<NativeRule> {
         .boxed()
 }
 
+/// Several rules in a row on one tool list, each `args.<key> =~ /…/` on the
+/// same key or no condition at all: the shapes the VM decides inline and as
+/// a bit run (one regex set per key).
+fn native_block() -> BoxedStrategy<Vec<NativeRule>> {
+    let test = (
+        prop_oneof![4 => (0..REGEXES.len()).prop_map(Some), 1 => Just(None)],
+        0u8..3,
+        any::<bool>(),
+    );
+    (
+        prop_oneof![1 => Just(None), 3 => prop::collection::vec(prop_oneof![select(TOOL_GLOBS), select(TOOLS)], 1..3).prop_map(Some)],
+        select(TOP_KEYS),
+        prop::collection::vec(test, 3..7),
+    )
+        .prop_map(|(tools, key, tests)| {
+            tests
+                .into_iter()
+                .map(|(regex, effect, kvlar_effect_form)| NativeRule {
+                    tools: tools.clone(),
+                    when: regex.map(|r| {
+                        Cond::Regex(false, Val::Path(Root::Args, vec![Seg::Key(key, false)]), r)
+                    }),
+                    match_on: None,
+                    effect,
+                    kvlar_effect_form,
+                })
+                .collect()
+        })
+        .boxed()
+}
+
 fn native_policy() -> BoxedStrategy<NativePolicy> {
+    let group = prop_oneof![
+        4 => native_rule().prop_map(|r| vec![r]),
+        1 => native_block(),
+    ];
     (
         prop_oneof![2 => Just(None), 1 => any::<bool>().prop_map(Some)],
-        prop::collection::vec(native_rule(), 0..=8),
+        prop::collection::vec(group, 0..=6),
     )
-        .prop_map(|(default_allow, rules)| NativePolicy {
+        .prop_map(|(default_allow, groups)| NativePolicy {
             default_allow,
-            rules,
+            rules: groups.into_iter().flatten().collect(),
         })
         .boxed()
 }
@@ -682,6 +717,7 @@ fn vm_agrees_with_reference_on_native_policies() {
     let decided = Cell::new(0usize);
     let sets = Cell::new(0usize);
     let rejected = Cell::new(0usize);
+    let with_runs = Cell::new(0usize);
     let first_rejection = std::cell::RefCell::new(None::<String>);
     let strategy = (
         prop::collection::vec(native_policy(), 1..=3),
@@ -701,6 +737,7 @@ fn vm_agrees_with_reference_on_native_policies() {
                 return Ok(());
             }
         };
+        with_runs.set(with_runs.get() + usize::from(compiled.program.fast_summary().runs > 0));
         for c in &calls {
             let call = c.call();
             let ours = Outcome::from_vm(compiled.program.evaluate(&call));
@@ -722,12 +759,19 @@ fn vm_agrees_with_reference_on_native_policies() {
         panic!("{e}");
     }
     println!(
-        "native: {} policy sets ({} rejected by the compiler), {} evaluations ({} decided by a rule), {:.1?}",
+        "native: {} policy sets ({} rejected by the compiler), {} evaluations ({} decided by a rule), {} with bit runs, {:.1?}",
         sets.get(),
         rejected.get(),
         evaluations.get(),
         decided.get(),
+        with_runs.get(),
         start.elapsed()
+    );
+    assert!(
+        with_runs.get() * 4 > sets.get(),
+        "generator too weak for the bit runs: {} of {}",
+        with_runs.get(),
+        sets.get()
     );
     // Every generated policy is well-formed: the compiler must accept it.
     if let Some(first) = first_rejection.into_inner() {
