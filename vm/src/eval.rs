@@ -164,20 +164,11 @@ impl Program {
             t.step();
             match instr {
                 Instr::NameIn { field, list } => {
-                    let Some(Const::Matchers(ms)) = self.consts.get(list as usize) else {
+                    let Some(hit) = self.names_match(field, list, call, scratch) else {
                         return Exit::Fault;
                     };
-                    let name = field_of(call, field);
-                    // Rules often share one pattern list: decide it once per call.
-                    flag = match scratch.last_name {
-                        Some((f, l, r)) if f == field && l == list => r,
-                        _ => {
-                            let r = kvlar::name_matches(ms, name);
-                            scratch.last_name = Some((field, list, r));
-                            r
-                        }
-                    };
-                    t.test(chunk, pc, flag, &Val::Str(name));
+                    flag = hit;
+                    t.test(chunk, pc, flag, &Val::Str(field_of(call, field)));
                 }
                 Instr::KvParam { key, re } => {
                     let (Some(Const::Str(key)), Some(Const::Regex(re))) =
@@ -440,11 +431,7 @@ impl Program {
         let rules = run.rules.get(from..from + len)?;
         let named = run.named.get(from..from + len)?;
         for ((&bit, &rule), &needs) in bits.iter().zip(rules).zip(named) {
-            let hit = (names_hold || !needs)
-                && (bit == ALWAYS || {
-                    let b = bit as usize % MAX_TOTAL_SET_PATTERNS;
-                    scratch.bits[b / 64] & (1 << (b % 64)) != 0
-                });
+            let hit = (names_hold || !needs) && (bit == ALWAYS || scratch.bit(bit as usize));
             if hit {
                 return Some(Some(rule));
             }
@@ -486,14 +473,7 @@ impl Program {
     /// The fast form of `rule` entered at `pc`, if it has one.
     #[inline]
     fn fast_at(&self, rule: u16, pc: u32) -> Option<Fast> {
-        let f = self.fast.get(rule as usize)?;
-        if pc == 0 {
-            f.top
-        } else if pc == f.past_pc {
-            f.past
-        } else {
-            None
-        }
+        self.fast.get(rule as usize)?.at(pc)
     }
 
     /// Decides a recognised rule shape inline: what its chunk would return
@@ -598,11 +578,7 @@ impl Scratch {
             with_pattern_set(g.count, |ps| {
                 g.engine
                     .which_overlapping_matches(&regex_automata::Input::new(tool), ps);
-                for p in 0..g.count.min(MAX_TOOL_GLOBS) {
-                    if regex_automata::PatternID::new(p).is_ok_and(|pid| ps.contains(pid)) {
-                        bits[p / 64] |= 1 << (p % 64);
-                    }
-                }
+                copy_found(ps, g.count, 0, &mut bits);
             });
             bits
         });
@@ -624,12 +600,17 @@ impl Scratch {
     /// if this call has not yet.
     #[inline]
     fn set_bit(&mut self, rs: &RegexSet, pattern: u16, args: &Value) -> bool {
-        let slot = rs.slot as usize % MAX_SETS;
-        if self.states[slot] == SetState::Unknown {
-            self.states[slot] = run_set(rs, args, &mut self.bits);
-        }
-        let p = (rs.base as usize + pattern as usize) % MAX_TOTAL_SET_PATTERNS;
-        self.states[slot] == SetState::Present && self.bits[p / 64] & (1 << (p % 64)) != 0
+        self.ensure_set(rs, args);
+        self.states[rs.slot as usize % MAX_SETS] == SetState::Present
+            && self.bit(rs.base as usize + pattern as usize)
+    }
+
+    /// Result bit `b` of the per-call array (0 for sets that did not run or
+    /// found their subject absent).
+    #[inline]
+    fn bit(&self, b: usize) -> bool {
+        let b = b % MAX_TOTAL_SET_PATTERNS;
+        self.bits[b / 64] & (1 << (b % 64)) != 0
     }
 }
 
@@ -695,23 +676,31 @@ fn scan(rs: &RegexSet, text: &str, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]
     with_pattern_set(rs.patterns.len(), |ps| {
         rs.engine
             .which_overlapping_matches(&regex_automata::Input::new(text), ps);
-        let found = ps.len();
-        let mut seen = 0;
-        for p in 0..rs.patterns.len() {
-            if seen == found {
-                break;
-            }
-            let Ok(pid) = regex_automata::PatternID::new(p) else {
-                break;
-            };
-            if ps.contains(pid) {
-                let b = (rs.base as usize + p) % MAX_TOTAL_SET_PATTERNS;
-                bits[b / 64] |= 1 << (b % 64);
-                seen += 1;
-            }
-        }
+        copy_found(ps, rs.patterns.len(), rs.base as usize, bits);
     });
     SetState::Present
+}
+
+/// Sets bit `base + p` of `bits` for each pattern `p < count` in `ps`
+/// (stopping once all found patterns are copied: `PatternSet::iter` would
+/// visit the whole capacity).
+fn copy_found(ps: &regex_automata::PatternSet, count: usize, base: usize, bits: &mut [u64]) {
+    let (found, mut seen) = (ps.len(), 0);
+    for p in 0..count {
+        if seen == found {
+            break;
+        }
+        let Ok(pid) = regex_automata::PatternID::new(p) else {
+            break;
+        };
+        if ps.contains(pid) {
+            let b = (base + p) % (bits.len() * 64).max(1);
+            if let Some(word) = bits.get_mut(b / 64) {
+                *word |= 1 << (b % 64);
+            }
+            seen += 1;
+        }
+    }
 }
 
 /// Runs a regex set on its subject, with the subject's Kvlar or native rules

@@ -38,6 +38,20 @@ pub(crate) struct FastRule {
     pub past: Option<Fast>,
 }
 
+impl FastRule {
+    /// The fast form when entered at `pc`, if there is one.
+    #[inline]
+    pub fn at(&self, pc: u32) -> Option<Fast> {
+        if pc == 0 {
+            self.top
+        } else if pc == self.past_pc {
+            self.past
+        } else {
+            None
+        }
+    }
+}
+
 /// Does the code at `pc` make the chunk return false (`set_flag false; return`)?
 fn returns_false(code: &[u8], pc: usize) -> bool {
     match decode(code, pc) {
@@ -171,14 +185,7 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
             let Step::Rule { rule, pc, .. } = *step else {
                 return None;
             };
-            let f = fast.get(rule as usize)?;
-            let fast = if pc == 0 {
-                f.top
-            } else if pc == f.past_pc {
-                f.past
-            } else {
-                None
-            }?;
+            let fast = fast.get(rule as usize)?.at(pc)?;
             match fast.rest {
                 Rest::Always => Some((fast.names, None, ALWAYS)),
                 Rest::Bit { set, pattern } => {

@@ -117,9 +117,6 @@ impl RegexSet {
     }
 }
 
-/// The two dispatch lists to merge for one tool name.
-pub type StepLists<'a> = (&'a [(u32, Step)], &'a [(u32, Step)]);
-
 /// A dispatch list and its run table.
 pub(crate) type SelectedList<'a> = (&'a [(u32, Step)], Option<&'a crate::fast::ListRuns>);
 
@@ -190,18 +187,6 @@ impl Dispatch {
                 (&self.generic_known, no_runs(n)),
             ),
             None => ((&[], None), (&self.generic_unknown, no_runs(n + 1))),
-        }
-    }
-
-    /// The two lists to merge for a tool name.
-    #[inline]
-    pub fn lists_for(&self, tool: &str) -> StepLists<'_> {
-        match self.index.get(tool) {
-            Some(&i) => (
-                self.lists.get(i as usize).map_or(&[][..], |l| &l[..]),
-                &self.generic_known,
-            ),
-            None => (&[], &self.generic_unknown),
         }
     }
 

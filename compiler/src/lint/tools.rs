@@ -114,39 +114,28 @@ impl Inventory {
                 label: label.to_string(),
                 help: Some(SHAPES.to_string()),
             };
-        let root = match yaml::parse(text) {
-            Ok((root, problems)) => {
-                if let Some(YamlProblem::DuplicateKey { key, span, .. }) = problems.first() {
-                    return Err(ToolsError::Syntax {
-                        message: format!("duplicate key `{key}` in tools file"),
-                        src: src(),
-                        span: (span.start, span.end - span.start).into(),
-                        label: "repeated here".into(),
-                    });
-                }
-                root
-            }
-            Err(YamlProblem::Syntax {
+        let problem = |p: YamlProblem| match p {
+            YamlProblem::Syntax {
                 message,
                 label,
                 span,
-            }) => {
-                return Err(ToolsError::Syntax {
-                    message: format!("tools file is not valid JSON: {message}"),
-                    src: src(),
-                    span: (span.start, span.end - span.start).into(),
-                    label,
-                })
-            }
-            Err(YamlProblem::DuplicateKey { key, span, .. }) => {
-                return Err(ToolsError::Syntax {
-                    message: format!("duplicate key `{key}` in tools file"),
-                    src: src(),
-                    span: (span.start, span.end - span.start).into(),
-                    label: "repeated here".into(),
-                })
-            }
+            } => ToolsError::Syntax {
+                message: format!("tools file is not valid JSON: {message}"),
+                src: src(),
+                span: (span.start, span.end - span.start).into(),
+                label,
+            },
+            YamlProblem::DuplicateKey { key, span, .. } => ToolsError::Syntax {
+                message: format!("duplicate key `{key}` in tools file"),
+                src: src(),
+                span: (span.start, span.end - span.start).into(),
+                label: "repeated here".into(),
+            },
         };
+        let (root, mut problems) = yaml::parse(text).map_err(problem)?;
+        if !problems.is_empty() {
+            return Err(problem(problems.swap_remove(0)));
+        }
         let list = tool_list(&root).ok_or_else(|| {
             shape(
                 format!("expected a list of tools, found {}", root.kind.describe()),
@@ -400,10 +389,7 @@ fn tool_filter<'c>(cond: &'c Cond) -> Vec<NameTest<'c>> {
                 field: Field::Tool,
                 matchers,
             } => out.push(Box::new(move |name: &str| {
-                matchers.iter().any(|m| match m {
-                    Matcher::Exact(s) => s == name,
-                    Matcher::Glob { re, .. } => re.is_match(name),
-                })
+                kvlar_vm::kvlar::name_matches(matchers, name)
             })),
             CondKind::Test {
                 op: TestOp::Eq,
