@@ -1103,7 +1103,9 @@ fn bit_runs_keep_first_match_order() {
         kvlar_vm::program::FastSummary {
             inline_rules: 7,
             runs: 1,
-            run_steps: 5
+            run_steps: 5,
+            entry_shortcut: true,
+            immediate_tools: 0,
         }
     );
     let cases: &[(Value, &str)] = &[
@@ -1132,5 +1134,136 @@ fn bit_runs_keep_first_match_order() {
         let mut trace = kvlar_vm::trace::Trace::default();
         let traced = compiled.program.evaluate_traced(&call, &mut trace);
         assert_eq!(traced.rule, *want, "traced VM on {args}");
+    }
+}
+
+/// The entry shortcuts (a tool no rule can apply to decided at once; a
+/// known tool whose first rule has no condition decided by the lookup) give
+/// the reference's decisions, and the traced run (which takes no shortcut)
+/// agrees.
+#[test]
+fn entry_shortcuts_decide_like_the_reference() {
+    let deny = |id: &str, tools: &str, cond: &str| {
+        format!("  - id: {id}\n    description: d\n    match_on:\n      resources: [{tools}]\n{cond}    effect:\n      type: deny\n      reason: {id}\n")
+    };
+    let cond = "      conditions:\n        - field: x\n          operator: contains\n          value: \"bad\"\n";
+    let head = |name: &str, default: &str| {
+        format!("name: {name}\ndescription: d\nversion: \"1\"\n{default}rules:\n")
+    };
+    // (policies, summary (entry shortcut, immediate tools), calls (tool, args, rule)).
+    type Case = (
+        Vec<String>,
+        (bool, usize),
+        Vec<(&'static str, Value, &'static str)>,
+    );
+    let cases: Vec<Case> = vec![
+        // Exact names only, default deny: unknown tools meet no rule.
+        (
+            vec![
+                head("p", "")
+                    + &deny("a", "t_a", "")
+                    + &deny("b", "t_b", cond)
+                    + &deny("c", "t_b, t_c", ""),
+            ],
+            (true, 2),
+            vec![
+                ("t_a", serde_json::json!({"x": "bad"}), "a"),
+                ("t_a", serde_json::json!({}), "a"),
+                ("t_b", serde_json::json!({"x": "bad"}), "b"),
+                ("t_b", serde_json::json!({"x": "ok"}), "c"),
+                ("t_c", serde_json::json!({}), "c"),
+                ("t_d", serde_json::json!({}), "_default_deny"),
+                ("", serde_json::json!({}), "_default_deny"),
+                ("t_", serde_json::json!({}), "_default_deny"),
+                ("t_aa", serde_json::json!({}), "_default_deny"),
+            ],
+        ),
+        // A policy with `default_outcome: allow` ends every list.
+        (
+            vec![
+                head("p", "default_outcome: allow\n")
+                    + &deny("a", "t_a", "")
+                    + &deny("b", "t_b", cond),
+            ],
+            (true, 1),
+            vec![
+                ("t_a", serde_json::json!({}), "a"),
+                ("t_b", serde_json::json!({"x": "bad"}), "b"),
+                ("t_b", serde_json::json!({}), "_default_allow"),
+                ("zzz", serde_json::json!({}), "_default_allow"),
+            ],
+        ),
+        // A rule for every tool comes first: no known tool is decided by
+        // the lookup alone, and unknown tools run it.
+        (
+            vec![
+                head("p", "")
+                    + "  - id: g\n    when: args.y == 1\n    effect: deny\n    reason: g\n"
+                    + &deny("a", "t_a", ""),
+            ],
+            (true, 0),
+            vec![
+                ("t_a", serde_json::json!({"y": 1}), "g"),
+                ("t_a", serde_json::json!({}), "a"),
+                ("zzz", serde_json::json!({"y": 1}), "g"),
+                ("zzz", serde_json::json!({}), "_default_deny"),
+            ],
+        ),
+        // An unconditional rule for every tool after a tool's rule; a glob.
+        (
+            vec![
+                head("p", "")
+                    + &deny("a", "t_a", "")
+                    + &deny("glob", "\"t_*\"", cond)
+                    + "  - id: all\n    when: true\n    effect: allow\n",
+            ],
+            (true, 1),
+            vec![
+                ("t_a", serde_json::json!({"x": "bad"}), "a"),
+                ("t_q", serde_json::json!({"x": "bad"}), "glob"),
+                ("t_q", serde_json::json!({}), "all"),
+                ("zzz", serde_json::json!({"x": "bad"}), "all"),
+            ],
+        ),
+        // Two policies: the second's rules come after the first's.
+        (
+            vec![
+                head("p1", "") + &deny("b", "t_b", cond),
+                head("p2", "") + &deny("a", "t_a, t_b", ""),
+            ],
+            (true, 1),
+            vec![
+                ("t_b", serde_json::json!({"x": "bad"}), "b"),
+                ("t_b", serde_json::json!({}), "a"),
+                ("t_a", serde_json::json!({}), "a"),
+                ("t_c", serde_json::json!({}), "_default_deny"),
+            ],
+        ),
+    ];
+    for (yaml, (shortcut, immediate), calls) in cases {
+        let named: Vec<(String, &str)> = yaml
+            .iter()
+            .enumerate()
+            .map(|(i, y)| (format!("p{i}.yaml"), y.as_str()))
+            .collect();
+        let refs: Vec<(&str, &str)> = named.iter().map(|(n, y)| (n.as_str(), *y)).collect();
+        let compiled =
+            kvlar_compiler::compile_strs(&refs).unwrap_or_else(|f| panic!("{f:?}\n{yaml:?}"));
+        let summary = compiled.program.fast_summary();
+        assert_eq!(
+            (summary.entry_shortcut, summary.immediate_tools),
+            (shortcut, immediate),
+            "{yaml:?}"
+        );
+        for (tool, args, want) in calls {
+            let call = kvlar_vm::Call::mcp(tool, &args);
+            let ours = Outcome::from_vm(compiled.program.evaluate(&call));
+            let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
+            assert_eq!(reference.rule, want, "reference: {tool} {args}");
+            assert_eq!(ours, reference, "VM: {tool} {args}");
+            let mut trace = kvlar_vm::trace::Trace::default();
+            let traced = compiled.program.evaluate_traced(&call, &mut trace);
+            assert_eq!(traced.rule, want, "traced VM: {tool} {args}");
+        }
     }
 }

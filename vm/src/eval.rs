@@ -7,11 +7,13 @@ use serde_json::Value;
 use crate::builtins;
 use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
-use crate::fast::{Fast, GlobIndex, ListRuns, Rest, Run, ALWAYS, MAX_TOOL_GLOBS};
+use crate::fast::{
+    first_step, End, Fast, GlobIndex, ListRuns, Rest, Run, ALWAYS, MAX_TOOL_GLOBS, NO_RULE,
+};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant};
 use crate::program::{
-    Const, Matcher, PathSeg, Program, RegexSet, SetSubject, Step, MAX_REGS, MAX_SETS,
+    Const, Matcher, PathSeg, Program, RegexSet, SelectedList, SetSubject, Step, MAX_REGS, MAX_SETS,
     MAX_SET_PATTERNS, MAX_TOTAL_SET_PATTERNS,
 };
 use crate::trace::{NoTrace, Sink, StepCounter, Tracer, TracerRef};
@@ -106,21 +108,74 @@ impl Program {
     }
 
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
+        let mut pre = None;
+        if let (false, Some(entry)) = (T::ENABLED, &self.entry) {
+            let end = || match entry.end {
+                End::Halt => Exit::Halt,
+                End::DefaultAllow => Exit::DefaultAllow,
+            };
+            let maybe_known = entry.filter.may_contain(call.tool);
+            // A tool no rule names, when no rule applies to every tool.
+            if entry.unknown_empty && !maybe_known {
+                return self.decision(end());
+            }
+            if let Some(Const::Dispatch(d)) = self.consts.get(entry.table as usize) {
+                let known = match maybe_known {
+                    true => d.lookup_unfiltered(call.tool),
+                    false => None,
+                };
+                // A known tool whose first rule has no condition left.
+                if let Some(k) = known {
+                    if k.immediate != NO_RULE {
+                        return self.decision(Exit::Decide(k.immediate));
+                    }
+                }
+                let sel = d.lists_of(known.map(|k| k.list));
+                // The first step in first-match order, if deciding it needs
+                // no per-call state.
+                match first_step(sel.0 .0, sel.1 .0) {
+                    None => return self.decision(end()),
+                    Some(Step::DefaultAllow { .. }) => return self.decision(Exit::DefaultAllow),
+                    Some(Step::Rule { rule, pc, .. })
+                        if self.fast_at(rule, pc)
+                            == Some(Fast {
+                                names: None,
+                                rest: Rest::Always,
+                            }) =>
+                    {
+                        return self.decision(Exit::Decide(rule))
+                    }
+                    Some(_) => pre = Some((entry.table, sel)),
+                }
+            }
+        }
         // A register file only as large as the program needs: clearing 32
         // registers costs more than deciding most calls.
         match self.nregs {
-            0 => self.run_with::<0, T>(call, t),
-            1..=4 => self.run_with::<4, T>(call, t),
-            5..=12 => self.run_with::<12, T>(call, t),
-            _ => self.run_with::<MAX_REGS, T>(call, t),
+            0 => self.run_with::<0, T>(call, t, pre),
+            1..=4 => self.run_with::<4, T>(call, t, pre),
+            5..=12 => self.run_with::<12, T>(call, t, pre),
+            _ => self.run_with::<MAX_REGS, T>(call, t, pre),
         }
     }
 
     #[inline]
-    fn run_with<'p, const N: usize, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
+    fn run_with<'p, const N: usize, T: Sink>(
+        &'p self,
+        call: &Call,
+        t: &mut T,
+        pre: Option<(u16, Selected<'p>)>,
+    ) -> Decision<'p> {
         let mut regs: [Val; N] = std::array::from_fn(|_| Val::Missing);
-        let mut scratch = Scratch::default();
-        match self.exec(0, 0, call, &mut regs, &mut scratch, t) {
+        let mut scratch = Scratch::new(pre);
+        let exit = self.exec(0, 0, call, &mut regs, &mut scratch, t);
+        self.decision(exit)
+    }
+
+    /// What an exit of the entry chunk decides.
+    #[inline]
+    fn decision(&self, exit: Exit) -> Decision<'_> {
+        match exit {
             Exit::Decide(rule) => match self.rules.get(rule as usize) {
                 Some(r) => Decision {
                     effect: r.effect,
@@ -149,7 +204,7 @@ impl Program {
         start: usize,
         call: &Call<'a>,
         regs: &mut [Val<'a>],
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<'a>,
         t: &mut T,
     ) -> Exit {
         let Some(code) = self.chunks.get(chunk as usize).map(|c| &c.code[..]) else {
@@ -312,7 +367,10 @@ impl Program {
                     let Some(Const::Dispatch(d)) = self.consts.get(table as usize) else {
                         return Exit::Fault;
                     };
-                    let ((a, runs_a), (b, runs_b)) = d.select(call.tool);
+                    let ((a, runs_a), (b, runs_b)) = match scratch.selected.take() {
+                        Some((pre, sel)) if pre == table => sel,
+                        _ => d.select(call.tool),
+                    };
                     let (mut i, mut j) = (0, 0);
                     loop {
                         // Merge the two lists by first-match order.
@@ -548,8 +606,14 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
     }
 }
 
+/// The two dispatch lists selected for a call (see `Dispatch::select`).
+type Selected<'p> = (SelectedList<'p>, SelectedList<'p>);
+
 /// Per-call memory: regex-set results and the last name-list test.
-struct Scratch {
+struct Scratch<'p> {
+    /// The lists the entry dispatch (constant index) selected before the
+    /// run started, consumed by that dispatch.
+    selected: Option<(u16, Selected<'p>)>,
     /// Which tool globs match the call's tool (`None`: not computed yet).
     globs: Option<[u64; MAX_TOOL_GLOBS / 64]>,
     states: [SetState; MAX_SETS],
@@ -558,9 +622,10 @@ struct Scratch {
     last_name: Option<(Field, u16, bool)>,
 }
 
-impl Default for Scratch {
-    fn default() -> Self {
+impl<'p> Scratch<'p> {
+    fn new(selected: Option<(u16, Selected<'p>)>) -> Self {
         Scratch {
+            selected,
             globs: None,
             states: [SetState::Unknown; MAX_SETS],
             bits: [0; MAX_TOTAL_SET_PATTERNS / 64],
@@ -569,7 +634,7 @@ impl Default for Scratch {
     }
 }
 
-impl Scratch {
+impl Scratch<'_> {
     /// Whether a glob of name list `list` matches `tool` (all the program's
     /// tool globs run once per call).
     fn tool_globs(&mut self, g: &GlobIndex, tool: &str, list: u16) -> bool {

@@ -10,7 +10,7 @@
 //! what its chunk means. Traced runs still execute the chunks.
 
 use crate::op::{decode, Field, Instr};
-use crate::program::{Chunk, Const, Matcher, Step};
+use crate::program::{Chunk, Const, Dispatch, Matcher, NameFilter, Step};
 
 /// What is left of a rule's condition from a dispatch entry point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +105,86 @@ pub(crate) fn recognise(code: &[u8], pc: usize) -> Option<Fast> {
         _ => return None,
     };
     Some(Fast { names, rest })
+}
+
+/// How the entry chunk ends when no rule decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// `halt`: `_default_deny`.
+    Halt,
+    /// `default_allow`: `_default_allow`.
+    DefaultAllow,
+}
+
+/// The entry chunk when it is nothing but the tool dispatch and its end
+/// (what the compiler emits for every policy set). The interpreter then
+/// selects the tool's lists before building any per-call state, and decides
+/// calls that meet no rule, or an unconditional one first, right there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The dispatch table (constant index).
+    pub table: u16,
+    pub end: End,
+    /// The table's name filter, and whether tools it does not know meet no
+    /// rule at all (then a filter miss decides `end` at once).
+    pub filter: NameFilter,
+    pub unknown_empty: bool,
+}
+
+/// The first step of the merge of two dispatch lists (by order key).
+#[inline]
+pub(crate) fn first_step(a: &[(u32, Step)], b: &[(u32, Step)]) -> Option<Step> {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) => Some(if x.0 < y.0 { x.1 } else { y.1 }),
+        (x, y) => x.or(y).map(|s| s.1),
+    }
+}
+
+/// No rule (see [`immediates`]).
+pub(crate) const NO_RULE: u16 = u16::MAX;
+
+/// Recognises the entry chunk (chunk 0) as `dispatch #t` then `halt` or
+/// `default_allow`, and nothing else, `#t` being a dispatch table.
+pub(crate) fn entry(chunks: &[Chunk], consts: &[Const]) -> Option<Entry> {
+    let code = &chunks.first()?.code;
+    let (Instr::Dispatch { table }, next) = decode(code, 0).ok()? else {
+        return None;
+    };
+    let (end, after) = match decode(code, next).ok()? {
+        (Instr::Halt, after) => (End::Halt, after),
+        (Instr::DefaultAllow { .. }, after) => (End::DefaultAllow, after),
+        _ => return None,
+    };
+    let Some(Const::Dispatch(d)) = consts.get(table as usize) else {
+        return None;
+    };
+    (after == code.len()).then(|| Entry {
+        table,
+        end,
+        filter: (*d.filter).clone(),
+        unknown_empty: d.generic_unknown.is_empty(),
+    })
+}
+
+/// Per known-tool list of `d`: the rule that decides every call of that
+/// tool at once (the first step of the list merged with `generic_known` is a
+/// rule with no condition left past its tool test), or [`NO_RULE`].
+pub(crate) fn immediates(d: &Dispatch, fast: &[FastRule]) -> Vec<u16> {
+    let always = Some(Fast {
+        names: None,
+        rest: Rest::Always,
+    });
+    d.lists
+        .iter()
+        .map(|list| match first_step(list, &d.generic_known) {
+            Some(Step::Rule { rule, pc, .. })
+                if fast.get(rule as usize).and_then(|f| f.at(pc)) == always =>
+            {
+                rule
+            }
+            _ => NO_RULE,
+        })
+        .collect()
 }
 
 /// The fast forms of every rule entered from a dispatch table.

@@ -144,8 +144,16 @@ pub struct Dispatch {
     pub lists: Vec<Vec<(u32, Step)>>,
     pub generic_known: Vec<(u32, Step)>,
     pub generic_unknown: Vec<(u32, Step)>,
-    /// Built from `names` (not serialised).
-    pub(crate) index: rustc_hash::FxHashMap<Box<str>, u32>,
+    /// Built from `names` (not serialised): a name's 64-bit hash → its
+    /// position in `names`. A name whose hash equals an earlier name's goes
+    /// to `spill` instead.
+    pub(crate) index: std::collections::HashMap<u64, Slot, HashIsKey>,
+    pub(crate) spill: rustc_hash::FxHashMap<Box<str>, Known>,
+    /// The known names end to end (`Slot` points into it).
+    arena: String,
+    /// A one-probe filter over `names` (not serialised): most unknown tools
+    /// are told apart without hashing the name.
+    pub(crate) filter: Box<NameFilter>,
     /// Runs of fast rules in each list (`lists`, then `generic_known`, then
     /// `generic_unknown`); derived by `Program::new`, not serialised.
     pub(crate) runs: Vec<crate::fast::ListRuns>,
@@ -158,28 +166,102 @@ impl Dispatch {
         generic_known: Vec<(u32, Step)>,
         generic_unknown: Vec<(u32, Step)>,
     ) -> Self {
-        let index = names
-            .iter()
-            .map(|(n, i)| (n.clone().into_boxed_str(), *i))
-            .collect();
+        let mut index = std::collections::HashMap::default();
+        let mut spill = rustc_hash::FxHashMap::default();
+        let mut arena = String::new();
+        for (n, list) in &names {
+            let known = Known {
+                list: *list,
+                immediate: crate::fast::NO_RULE,
+            };
+            match index.entry(name_hash(n)) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Slot {
+                        known,
+                        start: arena.len() as u32,
+                        len: n.len() as u32,
+                    });
+                    arena.push_str(n);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    spill.insert(n.clone().into_boxed_str(), known);
+                }
+            }
+        }
+        let mut filter = Box::<NameFilter>::default();
+        for (n, _) in &names {
+            filter.insert(n);
+        }
         Dispatch {
             names,
             lists,
             generic_known,
             generic_unknown,
             index,
+            spill,
+            arena,
+            filter,
             runs: Vec::new(),
+        }
+    }
+
+    /// The index of `tool`'s list, if the table knows the name.
+    #[inline(always)]
+    pub(crate) fn lookup(&self, tool: &str) -> Option<Known> {
+        match self.filter.may_contain(tool) {
+            true => self.lookup_unfiltered(tool),
+            false => None,
+        }
+    }
+
+    /// [`Dispatch::lookup`] for a name the filter has let through.
+    #[inline(always)]
+    pub(crate) fn lookup_unfiltered(&self, tool: &str) -> Option<Known> {
+        if let Some(slot) = self.index.get(&name_hash(tool)) {
+            let name = self
+                .arena
+                .as_bytes()
+                .get(slot.start as usize..(slot.start + slot.len) as usize);
+            if name.is_some_and(|name| bytes_eq(name, tool.as_bytes())) {
+                return Some(slot.known);
+            }
+        }
+        match self.spill.is_empty() {
+            true => None,
+            false => self.spill.get(tool).copied(),
+        }
+    }
+
+    /// Records, per known list, the rule that decides at once (see
+    /// [`Known::immediate`]).
+    pub(crate) fn set_immediate(&mut self, per_list: &[u16]) {
+        let known = self
+            .index
+            .values_mut()
+            .map(|s| &mut s.known)
+            .chain(self.spill.values_mut());
+        for k in known {
+            k.immediate = per_list
+                .get(k.list as usize)
+                .copied()
+                .unwrap_or(crate::fast::NO_RULE);
         }
     }
 
     /// The two lists to merge for a tool name, with their run tables (the
     /// tables are empty until `Program::new` derives them).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn select(&self, tool: &str) -> (SelectedList<'_>, SelectedList<'_>) {
+        self.lists_of(self.lookup(tool).map(|k| k.list))
+    }
+
+    /// The two lists to merge for a known list (`lookup`) or an unknown tool.
+    #[inline(always)]
+    pub(crate) fn lists_of(&self, known: Option<u32>) -> (SelectedList<'_>, SelectedList<'_>) {
         let no_runs = |i: usize| self.runs.get(i);
         let n = self.lists.len();
-        match self.index.get(tool) {
-            Some(&i) => (
+        match known {
+            Some(i) => (
                 (
                     self.lists.get(i as usize).map_or(&[][..], |l| &l[..]),
                     no_runs(i as usize),
@@ -196,6 +278,104 @@ impl Dispatch {
             .flatten()
             .chain(&self.generic_known)
             .chain(&self.generic_unknown)
+    }
+}
+
+/// A known tool name's entry: its list, and the rule that decides any call
+/// of that tool at once, if its first step in first-match order has no
+/// condition left ([`crate::fast::NO_RULE`] if not; set by `Program::new`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    pub list: u32,
+    pub immediate: u16,
+}
+
+/// An `index` entry: the name's `Known` and where its bytes are in the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    known: Known,
+    start: u32,
+    len: u32,
+}
+
+/// The `index` keys are already hashes: used as they are.
+pub(crate) type HashIsKey = std::hash::BuildHasherDefault<KeyHasher>;
+
+/// Hashes a `u64` to itself (only ever given `name_hash` values).
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The dispatch hash of a tool name.
+#[inline(always)]
+fn name_hash(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(name)
+}
+
+/// Byte equality without a library call for the short strings tool names
+/// are (two overlapping word compares for 4 to 16 bytes).
+#[inline(always)]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn w8(s: &[u8], i: usize) -> Option<u64> {
+        Some(u64::from_ne_bytes(s.get(i..i + 8)?.try_into().ok()?))
+    }
+    fn w4(s: &[u8], i: usize) -> Option<u32> {
+        Some(u32::from_ne_bytes(s.get(i..i + 4)?.try_into().ok()?))
+    }
+    match n {
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        _ => a == b,
+    }
+}
+
+/// A 1,024-bit filter keyed by a name's length, first and last byte: a
+/// name whose bit is clear is not in the set (no false negatives); a set bit
+/// only means "look it up".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameFilter([u64; 16]);
+
+impl NameFilter {
+    #[inline]
+    fn bit(name: &str) -> usize {
+        let b = name.as_bytes();
+        let (first, last) = (
+            b.first().copied().unwrap_or(0),
+            b.last().copied().unwrap_or(0),
+        );
+        let h = (b.len() as u32) << 5 ^ u32::from(first) ^ u32::from(last).rotate_left(3);
+        h as usize % 1024
+    }
+
+    pub(crate) fn insert(&mut self, name: &str) {
+        let b = Self::bit(name);
+        if let Some(w) = self.0.get_mut(b / 64) {
+            *w |= 1 << (b % 64);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn may_contain(&self, name: &str) -> bool {
+        let b = Self::bit(name);
+        self.0.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)
     }
 }
 
@@ -268,6 +448,13 @@ pub struct FastSummary {
     pub inline_rules: usize,
     pub runs: usize,
     pub run_steps: usize,
+    /// The entry chunk is only the dispatch: lists are selected before any
+    /// per-call state is built, and a tool no rule can apply to is decided
+    /// at once.
+    pub entry_shortcut: bool,
+    /// Known tools whose every call is decided by the dispatch lookup alone
+    /// (their first rule has no condition left).
+    pub immediate_tools: usize,
 }
 
 /// A verified, runnable program.
@@ -286,6 +473,8 @@ pub struct Program {
     pub(crate) fast: Vec<crate::fast::FastRule>,
     /// All glob name patterns in one automaton (derived on load).
     pub(crate) globs: Option<crate::fast::GlobIndex>,
+    /// The entry chunk's shape, when it is only the dispatch (derived on load).
+    pub(crate) entry: Option<crate::fast::Entry>,
 }
 
 impl Program {
@@ -302,11 +491,19 @@ impl Program {
             hash: [0; 32],
             fast: Vec::new(),
             globs: None,
+            entry: None,
         };
         verify::verify(&program)?;
         program.hash = format::content_hash(&program);
         program.fast = crate::fast::derive(&program.consts, &program.chunks, program.rules.len());
         program.globs = crate::fast::GlobIndex::build(&program.consts);
+        program.entry = crate::fast::entry(&program.chunks, &program.consts);
+        for c in &mut program.consts {
+            if let Const::Dispatch(d) = c {
+                let per_list = crate::fast::immediates(d, &program.fast);
+                d.set_immediate(&per_list);
+            }
+        }
         // Result bits of the sets, slot by slot (verified: distinct slots,
         // at most MAX_TOTAL_SET_PATTERNS patterns in all).
         let mut sizes = [0usize; MAX_SETS];
@@ -382,6 +579,7 @@ impl Program {
     /// inline form at some dispatch entry, bit runs, and the steps in them.
     pub fn fast_summary(&self) -> FastSummary {
         let mut out = FastSummary {
+            entry_shortcut: self.entry.is_some(),
             inline_rules: self
                 .fast
                 .iter()
@@ -395,6 +593,13 @@ impl Program {
                     out.runs += list.runs.len();
                     out.run_steps += list.runs.iter().map(|r| r.rules.len()).sum::<usize>();
                 }
+                out.immediate_tools += d
+                    .index
+                    .values()
+                    .map(|s| &s.known)
+                    .chain(d.spill.values())
+                    .filter(|k| k.immediate != crate::fast::NO_RULE)
+                    .count();
             }
         }
         out
@@ -405,5 +610,77 @@ impl Program {
         self.debug
             .iter()
             .find(|d| d.chunk == chunk && d.pc as usize == pc)
+    }
+}
+
+#[cfg(test)]
+mod dispatch_tests {
+    use super::*;
+
+    fn table(names: &[&str]) -> Dispatch {
+        let names: Vec<(String, u32)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i as u32))
+            .collect();
+        let lists = vec![Vec::new(); names.len()];
+        Dispatch::new(names, lists, Vec::new(), Vec::new())
+    }
+
+    #[test]
+    fn bytes_eq_is_equality_at_every_length() {
+        let a = "abcdefghijklmnopqrstu";
+        for n in 0..=a.len() {
+            let x = &a.as_bytes()[..n];
+            assert!(bytes_eq(x, x), "{n}");
+            for i in 0..n {
+                let mut y = x.to_vec();
+                y[i] ^= 1;
+                assert!(!bytes_eq(x, &y), "{n} differs at {i}");
+            }
+            if n > 0 {
+                assert!(!bytes_eq(x, &x[..n - 1]), "{n} vs shorter");
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_finds_every_name_and_nothing_else() {
+        let names: Vec<String> = (0..2000).map(|i| format!("tool_{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let d = table(&refs);
+        for (i, n) in names.iter().enumerate() {
+            assert!(
+                d.filter.may_contain(n),
+                "{n}: the filter has no false negative"
+            );
+            assert_eq!(d.lookup(n).map(|k| k.list), Some(i as u32), "{n}");
+        }
+        for n in [
+            "",
+            "t",
+            "tool_",
+            "tool_2000",
+            "tool_01",
+            "Tool_1",
+            "tool_1 ",
+        ] {
+            assert_eq!(d.lookup(n), None, "{n:?}");
+        }
+    }
+
+    #[test]
+    fn names_whose_hashes_collide_are_found_in_the_spill() {
+        let mut d = table(&["alpha", "beta", "gamma"]);
+        // Move "beta" to the spill, as a hash collision would.
+        let h = name_hash("beta");
+        let slot = d.index.remove(&h).expect("indexed");
+        d.spill.insert("beta".into(), slot.known);
+        assert_eq!(d.lookup("beta").map(|k| k.list), Some(1));
+        assert_eq!(d.lookup("alpha").map(|k| k.list), Some(0));
+        assert_eq!(d.lookup("betb"), None);
+        d.set_immediate(&[7, 8, 9]);
+        assert_eq!(d.lookup("beta").map(|k| k.immediate), Some(8));
+        assert_eq!(d.lookup("gamma").map(|k| k.immediate), Some(9));
     }
 }
