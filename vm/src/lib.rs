@@ -50,6 +50,7 @@ mod fast;
 pub mod format;
 pub mod kvlar;
 pub mod op;
+mod prefilter;
 pub mod program;
 pub mod trace;
 pub mod value;

@@ -101,10 +101,11 @@ pub struct RegexSet {
 impl RegexSet {
     /// Builds the automaton; `None` if the patterns do not compile together.
     pub fn new(slot: u8, subject: SetSubject, patterns: Vec<String>) -> Option<RegexSet> {
+        let config = regex_automata::meta::Regex::config()
+            .match_kind(regex_automata::MatchKind::All)
+            .prefilter(crate::prefilter::for_set(&patterns));
         let engine = regex_automata::meta::Regex::builder()
-            .configure(
-                regex_automata::meta::Regex::config().match_kind(regex_automata::MatchKind::All),
-            )
+            .configure(config)
             .build_many(&patterns)
             .ok()?;
         Some(RegexSet {
