@@ -304,7 +304,7 @@ impl Program {
                     };
                     let slot = rs.slot as usize % MAX_SETS;
                     let hit = scratch.set_bit(rs, pattern, call.args);
-                    flag = scratch.states[slot] == SetState::Present && hit != negate;
+                    flag = scratch.states[slot].ran() && hit != negate;
                     if T::ENABLED {
                         t.test(chunk, pc, flag, &set_subject_val(&rs.subject, call.args));
                     }
@@ -475,16 +475,32 @@ impl Program {
         call: &Call,
         scratch: &mut Scratch,
     ) -> Option<Option<u16>> {
+        let mut found = false;
         for &set in &run.sets {
             let Some(Const::RegexSet(rs)) = self.consts.get(set as usize) else {
                 return None;
             };
             scratch.ensure_set(rs, call.args);
+            found |= scratch.states[rs.slot as usize % MAX_SETS] == SetState::Found;
         }
         let names_hold = match run.names {
             Some((field, list)) => self.names_match(field, list, call, scratch)?,
             None => true,
         };
+        if !found {
+            // No bit is set: the first "always" step in range decides.
+            let end = from + len;
+            for &k in &run.always {
+                let k = k as usize;
+                if k >= end {
+                    break;
+                }
+                if k >= from && (names_hold || !*run.named.get(k)?) {
+                    return Some(Some(*run.rules.get(k)?));
+                }
+            }
+            return Some(None);
+        }
         let bits = run.bits.get(from..from + len)?;
         let rules = run.rules.get(from..from + len)?;
         let named = run.named.get(from..from + len)?;
@@ -666,7 +682,7 @@ impl Scratch<'_> {
     #[inline]
     fn set_bit(&mut self, rs: &RegexSet, pattern: u16, args: &Value) -> bool {
         self.ensure_set(rs, args);
-        self.states[rs.slot as usize % MAX_SETS] == SetState::Present
+        self.states[rs.slot as usize % MAX_SETS] == SetState::Found
             && self.bit(rs.base as usize + pattern as usize)
     }
 
@@ -686,8 +702,18 @@ enum SetState {
     Unknown,
     /// The subject is absent (or of a type no test accepts): every test is false.
     Absent,
-    /// Ran; the set's bits say which patterns matched.
-    Present,
+    /// Ran; no pattern matched.
+    Empty,
+    /// Ran; the set's bits say which patterns matched (at least one).
+    Found,
+}
+
+impl SetState {
+    /// Whether the set ran on a present subject (a negated test can hold).
+    #[inline]
+    fn ran(self) -> bool {
+        matches!(self, SetState::Empty | SetState::Found)
+    }
 }
 
 /// Capacity classes of the reused result buffers: 64, 128, … patterns, up
@@ -738,12 +764,23 @@ fn use_and_clear<R>(
 
 /// Runs the set over `text`, setting the bits of the patterns that match.
 fn scan(rs: &RegexSet, text: &str, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]) -> SetState {
+    if let Some(pre) = &rs.prefilter {
+        // No candidate start: no pattern matches (the engine itself may not
+        // use its prefilter, e.g. with `\b` or `\A` patterns).
+        let span = regex_automata::Span::from(0..text.len());
+        if pre.find(text.as_bytes(), span).is_none() {
+            return SetState::Empty;
+        }
+    }
     with_pattern_set(rs.patterns.len(), |ps| {
         rs.engine
             .which_overlapping_matches(&regex_automata::Input::new(text), ps);
         copy_found(ps, rs.patterns.len(), rs.base as usize, bits);
-    });
-    SetState::Present
+        match ps.is_empty() {
+            true => SetState::Empty,
+            false => SetState::Found,
+        }
+    })
 }
 
 /// Sets bit `base + p` of `bits` for each pattern `p < count` in `ps`
@@ -827,5 +864,58 @@ mod size_class_tests {
                 "{n} in class {c} is not the smallest"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    /// A set's scan (with the no-candidate shortcut) reports exactly the
+    /// patterns that match, pattern by pattern, including `\b` and `\A`
+    /// patterns, where the engine itself does not use the prefilter.
+    #[test]
+    fn scan_reports_exactly_the_matching_patterns() {
+        let pats: Vec<String> = [
+            "\\bdrop\\b",
+            "\\bdel",
+            "word\\b",
+            "ab+c",
+            "\\Adrx",
+            "(?i)dx",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let rs = RegexSet::new(0, SetSubject::KvField("x".into()), pats.clone()).expect("set");
+        assert!(rs.prefilter.is_some(), "every pattern has a literal prefix");
+        let single: Vec<regex::Regex> = pats
+            .iter()
+            .map(|p| regex::Regex::new(p).expect("compiles"))
+            .collect();
+        let alphabet = ["d", "rop", "el", "word", " ", "ab", "c", "x", "X", "é"];
+        let mut texts = vec![String::new()];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for t in &texts {
+                for a in alphabet {
+                    next.push(format!("{t}{a}"));
+                }
+            }
+            texts = next;
+        }
+        let mut hits = 0;
+        for t in &texts {
+            let mut bits = [0u64; MAX_TOTAL_SET_PATTERNS / 64];
+            let state = scan(&rs, t, &mut bits);
+            assert_eq!(state == SetState::Found, bits[0] != 0, "{t:?}");
+            assert!(state.ran(), "{t:?}");
+            for (i, re) in single.iter().enumerate() {
+                let bit = bits[0] & (1 << i) != 0;
+                assert_eq!(bit, re.is_match(t), "{t:?} pattern {}", pats[i]);
+                hits += usize::from(bit);
+            }
+        }
+        assert!(hits > 1000, "{hits}");
     }
 }

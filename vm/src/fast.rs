@@ -232,6 +232,9 @@ pub(crate) struct Run {
     pub bits: Vec<u16>,
     /// Per step: the rule that decides if its bit is set.
     pub rules: Vec<u16>,
+    /// The positions (in the run) of its [`ALWAYS`] steps: when the run's
+    /// sets found nothing, only those can decide.
+    pub always: Vec<u32>,
 }
 
 /// The bit value of an "always" step.
@@ -317,6 +320,9 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
                 run.bits.push(bit);
                 run.rules.push(rule);
             }
+            run.always = (0..run.bits.len() as u32)
+                .filter(|&k| run.bits.get(k as usize) == Some(&ALWAYS))
+                .collect();
             out.runs.push(run);
             let id = out.runs.len() as u32;
             out.start[i..j].iter_mut().for_each(|s| *s = id);

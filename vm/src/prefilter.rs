@@ -162,15 +162,8 @@ mod tests {
     /// A set with the prefilter reports the same patterns as without it.
     #[test]
     fn a_set_with_the_prefilter_finds_what_it_finds_without() {
-        let mut pats = strs(&[
-            "ab+c",
-            "(?i)xy",
-            "q1[0-9]",
-            "\\bword\\b",
-            "abd",
-            "\\Aqq",
-            "y\\z",
-        ]);
+        let mut pats = strs(&["ab+c", "(?i)xy", "q1[0-9]", "\\bword\\b", "abd", "y\\z"]);
+        // (No `\A` pattern: with one, the engine does not use a prefilter.)
         for i in 0..40 {
             pats.push(format!("ab{i}"));
         }

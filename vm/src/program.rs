@@ -93,6 +93,9 @@ pub struct RegexSet {
     /// Pattern sources, in pattern-id order.
     pub patterns: Vec<String>,
     pub(crate) engine: regex_automata::meta::Regex,
+    /// Short literals every match starts with (see `prefilter`), if the
+    /// patterns have them: a text with none of them matches no pattern.
+    pub(crate) prefilter: Option<regex_automata::util::prefilter::Prefilter>,
     /// Where the set's result bits start in the per-call bit array (the
     /// pattern counts of the lower slots, summed; set by `Program::new`).
     pub(crate) base: u16,
@@ -101,9 +104,10 @@ pub struct RegexSet {
 impl RegexSet {
     /// Builds the automaton; `None` if the patterns do not compile together.
     pub fn new(slot: u8, subject: SetSubject, patterns: Vec<String>) -> Option<RegexSet> {
+        let prefilter = crate::prefilter::for_set(&patterns);
         let config = regex_automata::meta::Regex::config()
             .match_kind(regex_automata::MatchKind::All)
-            .prefilter(crate::prefilter::for_set(&patterns));
+            .prefilter(prefilter.clone());
         let engine = regex_automata::meta::Regex::builder()
             .configure(config)
             .build_many(&patterns)
@@ -113,6 +117,7 @@ impl RegexSet {
             subject,
             patterns,
             engine,
+            prefilter,
             base: 0,
         })
     }
