@@ -1106,6 +1106,7 @@ fn bit_runs_keep_first_match_order() {
             run_steps: 5,
             entry_shortcut: true,
             immediate_tools: 0,
+            twin_sets: 0,
         }
     );
     let cases: &[(Value, &str)] = &[
@@ -1265,5 +1266,55 @@ fn entry_shortcuts_decide_like_the_reference() {
             let traced = compiled.program.evaluate_traced(&call, &mut trace);
             assert_eq!(traced.rule, want, "traced VM: {tool} {args}");
         }
+    }
+}
+
+/// A `conditions` field and a `parameters` key of the same name share one
+/// scan when the argument is a string; when it is absent or not a string
+/// each set reads its own subject (`""` for conditions, the JSON text for
+/// parameters) and the decisions stay the reference's.
+#[test]
+fn twin_sets_decide_like_the_reference() {
+    let cond = |id: &str, op: &str, value: &str| {
+        format!("  - id: {id}\n    description: d\n    match_on:\n      resources: [t]\n      conditions:\n        - field: cmd\n          operator: {op}\n          value: '{value}'\n    effect:\n      type: deny\n      reason: {id}\n")
+    };
+    let param = |id: &str, value: &str| {
+        format!("  - id: {id}\n    description: d\n    match_on:\n      resources: [t]\n      parameters:\n        cmd: '{value}'\n    effect:\n      type: deny\n      reason: {id}\n")
+    };
+    let mut yaml = String::from("name: twins\ndescription: d\nversion: \"1\"\nrules:\n");
+    yaml += &cond("c-rm", "matches", "\\brm\\b");
+    yaml += &param("p-quote", "\"");
+    yaml += &cond("c-sudo", "contains", "sudo");
+    yaml += &param("p-digits", "^[0-9]+$");
+    yaml += &cond("c-empty", "matches", "^$");
+    yaml += &param("p-curl", "curl");
+    yaml += "  - id: last\n    tools: [t]\n    effect: allow\n";
+    let compiled =
+        kvlar_compiler::compile_str("twins.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
+    assert_eq!(compiled.program.fast_summary().twin_sets, 1);
+    let cases: &[(Value, &str)] = &[
+        (serde_json::json!({"cmd": "rm -rf x"}), "c-rm"),
+        (serde_json::json!({"cmd": "echo sudo curl"}), "c-sudo"),
+        (serde_json::json!({"cmd": "curl x"}), "p-curl"),
+        (serde_json::json!({"cmd": "42"}), "p-digits"),
+        (serde_json::json!({"cmd": ""}), "c-empty"),
+        (serde_json::json!({"cmd": "ls"}), "last"),
+        // Not a string: conditions read "", parameters the JSON text.
+        (serde_json::json!({"cmd": 42}), "p-digits"),
+        (serde_json::json!({"cmd": ["a"]}), "p-quote"),
+        (serde_json::json!({"cmd": true}), "c-empty"),
+        (serde_json::json!({"cmd": null}), "c-empty"),
+        (serde_json::json!({}), "last"),
+        (serde_json::json!({"other": "rm x"}), "last"),
+    ];
+    for (args, want) in cases {
+        let call = kvlar_vm::Call::mcp("t", args);
+        let ours = Outcome::from_vm(compiled.program.evaluate(&call));
+        let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
+        assert_eq!(reference.rule, *want, "reference on {args}");
+        assert_eq!(ours, reference, "VM on {args}");
+        let mut trace = kvlar_vm::trace::Trace::default();
+        let traced = compiled.program.evaluate_traced(&call, &mut trace);
+        assert_eq!(traced.rule, *want, "traced VM on {args}");
     }
 }

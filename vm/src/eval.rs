@@ -659,7 +659,7 @@ impl Scratch<'_> {
             with_pattern_set(g.count, |ps| {
                 g.engine
                     .which_overlapping_matches(&regex_automata::Input::new(tool), ps);
-                copy_found(ps, g.count, 0, &mut bits);
+                copy_found(ps, 0, g.count, 0, &mut bits);
             });
             bits
         });
@@ -672,9 +672,32 @@ impl Scratch<'_> {
     #[inline]
     fn ensure_set(&mut self, rs: &RegexSet, args: &Value) {
         let slot = rs.slot as usize % MAX_SETS;
-        if self.states[slot] == SetState::Unknown {
-            self.states[slot] = run_set(rs, args, &mut self.bits);
+        if self.states[slot] != SetState::Unknown {
+            return;
         }
+        if let Some(tw) = &rs.twin {
+            let (a, b) = (
+                tw.first.slot as usize % MAX_SETS,
+                tw.second.slot as usize % MAX_SETS,
+            );
+            // Both sets read the same string: one pass fills both.
+            if let (Some(Value::String(text)), SetState::Unknown, SetState::Unknown) =
+                (kvlar::param(args, &tw.key), self.states[a], self.states[b])
+            {
+                let part = |p: &crate::program::TwinPart| (p.count as usize, p.base as usize);
+                let [sa, sb] = scan_parts(
+                    &tw.engine,
+                    tw.prefilter.as_ref(),
+                    text,
+                    [part(&tw.first), part(&tw.second)],
+                    &mut self.bits,
+                );
+                self.states[a] = sa;
+                self.states[b] = sb;
+                return;
+            }
+        }
+        self.states[slot] = run_set(rs, args, &mut self.bits);
     }
 
     /// Whether pattern `pattern` of set `rs` matched, running the set first
@@ -764,31 +787,60 @@ fn use_and_clear<R>(
 
 /// Runs the set over `text`, setting the bits of the patterns that match.
 fn scan(rs: &RegexSet, text: &str, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]) -> SetState {
-    if let Some(pre) = &rs.prefilter {
+    let [state] = scan_parts(
+        &rs.engine,
+        rs.prefilter.as_ref(),
+        text,
+        [(rs.patterns.len(), rs.base as usize)],
+        bits,
+    );
+    state
+}
+
+/// Runs `engine` over `text`; its patterns are `parts` in order, each
+/// `(count, base)`: part `i`'s matching patterns set bits from its `base`.
+fn scan_parts<const K: usize>(
+    engine: &regex_automata::meta::Regex,
+    prefilter: Option<&regex_automata::util::prefilter::Prefilter>,
+    text: &str,
+    parts: [(usize, usize); K],
+    bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64],
+) -> [SetState; K] {
+    if let Some(pre) = prefilter {
         // No candidate start: no pattern matches (the engine itself may not
         // use its prefilter, e.g. with `\b` or `\A` patterns).
         let span = regex_automata::Span::from(0..text.len());
         if pre.find(text.as_bytes(), span).is_none() {
-            return SetState::Empty;
+            return [SetState::Empty; K];
         }
     }
-    with_pattern_set(rs.patterns.len(), |ps| {
-        rs.engine
-            .which_overlapping_matches(&regex_automata::Input::new(text), ps);
-        copy_found(ps, rs.patterns.len(), rs.base as usize, bits);
-        match ps.is_empty() {
-            true => SetState::Empty,
-            false => SetState::Found,
-        }
+    let total = parts.iter().map(|p| p.0).sum();
+    with_pattern_set(total, |ps| {
+        engine.which_overlapping_matches(&regex_automata::Input::new(text), ps);
+        let mut start = 0;
+        parts.map(|(count, base)| {
+            let found = copy_found(ps, start, count, base, bits);
+            start += count;
+            match found {
+                0 => SetState::Empty,
+                _ => SetState::Found,
+            }
+        })
     })
 }
 
-/// Sets bit `base + p` of `bits` for each pattern `p < count` in `ps`
-/// (stopping once all found patterns are copied: `PatternSet::iter` would
-/// visit the whole capacity).
-fn copy_found(ps: &regex_automata::PatternSet, count: usize, base: usize, bits: &mut [u64]) {
-    let (found, mut seen) = (ps.len(), 0);
-    for p in 0..count {
+/// Sets bit `base + p` of `bits` for each pattern `start + p` in `ps` with
+/// `p < count`, and says how many (stopping once all found patterns are
+/// seen: `PatternSet::iter` would visit the whole capacity).
+fn copy_found(
+    ps: &regex_automata::PatternSet,
+    start: usize,
+    count: usize,
+    base: usize,
+    bits: &mut [u64],
+) -> usize {
+    let (found, mut seen, mut copied) = (ps.len(), 0, 0);
+    for p in 0..start + count {
         if seen == found {
             break;
         }
@@ -796,13 +848,17 @@ fn copy_found(ps: &regex_automata::PatternSet, count: usize, base: usize, bits: 
             break;
         };
         if ps.contains(pid) {
-            let b = (base + p) % (bits.len() * 64).max(1);
-            if let Some(word) = bits.get_mut(b / 64) {
-                *word |= 1 << (b % 64);
-            }
             seen += 1;
+            if p >= start {
+                let b = (base + p - start) % (bits.len() * 64).max(1);
+                if let Some(word) = bits.get_mut(b / 64) {
+                    *word |= 1 << (b % 64);
+                }
+                copied += 1;
+            }
         }
     }
+    copied
 }
 
 /// Runs a regex set on its subject, with the subject's Kvlar or native rules

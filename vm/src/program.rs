@@ -99,19 +99,59 @@ pub struct RegexSet {
     /// Where the set's result bits start in the per-call bit array (the
     /// pattern counts of the lower slots, summed; set by `Program::new`).
     pub(crate) base: u16,
+    /// The set's twin, if another set reads the same argument (see
+    /// [`Twin`]; derived by `Program::new`).
+    pub(crate) twin: Option<std::sync::Arc<Twin>>,
+}
+
+/// A Kvlar `conditions` set and a `parameters` set on the same top-level
+/// key (`field: command` and `parameters: {command: …}`, as curated
+/// policies mix them) read the same text whenever the argument is a string:
+/// their patterns then run as one pass, which fills both sets' bits. When
+/// the argument is absent or not a string, the two read different things
+/// (nothing, `""`, the JSON text) and each set runs on its own.
+#[derive(Debug)]
+pub(crate) struct Twin {
+    /// The argument both sets read.
+    pub key: String,
+    /// Both sets' patterns, `first`'s then `second`'s.
+    pub engine: regex_automata::meta::Regex,
+    pub prefilter: Option<regex_automata::util::prefilter::Prefilter>,
+    pub first: TwinPart,
+    pub second: TwinPart,
+}
+
+/// Where one set of a [`Twin`] keeps its results.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TwinPart {
+    pub slot: u8,
+    pub base: u16,
+    pub count: u16,
+}
+
+/// A multi-pattern engine for `patterns` (all matches reported), with its
+/// prefilter.
+fn set_engine(
+    patterns: &[String],
+) -> Option<(
+    regex_automata::meta::Regex,
+    Option<regex_automata::util::prefilter::Prefilter>,
+)> {
+    let prefilter = crate::prefilter::for_set(patterns);
+    let config = regex_automata::meta::Regex::config()
+        .match_kind(regex_automata::MatchKind::All)
+        .prefilter(prefilter.clone());
+    let engine = regex_automata::meta::Regex::builder()
+        .configure(config)
+        .build_many(patterns)
+        .ok()?;
+    Some((engine, prefilter))
 }
 
 impl RegexSet {
     /// Builds the automaton; `None` if the patterns do not compile together.
     pub fn new(slot: u8, subject: SetSubject, patterns: Vec<String>) -> Option<RegexSet> {
-        let prefilter = crate::prefilter::for_set(&patterns);
-        let config = regex_automata::meta::Regex::config()
-            .match_kind(regex_automata::MatchKind::All)
-            .prefilter(prefilter.clone());
-        let engine = regex_automata::meta::Regex::builder()
-            .configure(config)
-            .build_many(&patterns)
-            .ok()?;
+        let (engine, prefilter) = set_engine(&patterns)?;
         Some(RegexSet {
             slot,
             subject,
@@ -119,7 +159,59 @@ impl RegexSet {
             engine,
             prefilter,
             base: 0,
+            twin: None,
         })
+    }
+}
+
+/// Pairs each Kvlar `conditions` set with the `parameters` set of the same
+/// top-level key, if any, and gives both their [`Twin`].
+fn pair_twins(consts: &mut [Const]) {
+    let mut pairs = Vec::new();
+    for (i, c) in consts.iter().enumerate() {
+        let Const::RegexSet(a) = c else { continue };
+        let SetSubject::KvField(key) = &a.subject else {
+            continue;
+        };
+        let other = consts.iter().position(
+            |c| matches!(c, Const::RegexSet(b) if b.subject == SetSubject::KvParam(key.clone())),
+        );
+        if let Some(j) = other {
+            pairs.push((i, j));
+        }
+    }
+    for (i, j) in pairs {
+        let (Some(Const::RegexSet(a)), Some(Const::RegexSet(b))) = (consts.get(i), consts.get(j))
+        else {
+            continue;
+        };
+        let SetSubject::KvField(key) = &a.subject else {
+            continue;
+        };
+        if a.patterns.len() + b.patterns.len() > MAX_SET_PATTERNS {
+            continue;
+        }
+        let both: Vec<String> = a.patterns.iter().chain(&b.patterns).cloned().collect();
+        let Some((engine, prefilter)) = set_engine(&both) else {
+            continue;
+        };
+        let part = |s: &RegexSet| TwinPart {
+            slot: s.slot,
+            base: s.base,
+            count: s.patterns.len() as u16,
+        };
+        let twin = std::sync::Arc::new(Twin {
+            key: key.clone(),
+            engine,
+            prefilter,
+            first: part(a),
+            second: part(b),
+        });
+        for k in [i, j] {
+            if let Some(Const::RegexSet(s)) = consts.get_mut(k) {
+                s.twin = Some(twin.clone());
+            }
+        }
     }
 }
 
@@ -461,6 +553,10 @@ pub struct FastSummary {
     /// Known tools whose every call is decided by the dispatch lookup alone
     /// (their first rule has no condition left).
     pub immediate_tools: usize,
+    /// Pairs of regex sets (a Kvlar `conditions` field and the `parameters`
+    /// key of the same name) scanned in one pass when the argument is a
+    /// string.
+    pub twin_sets: usize,
 }
 
 /// A verified, runnable program.
@@ -524,6 +620,7 @@ impl Program {
                 rs.base = base as u16;
             }
         }
+        pair_twins(&mut program.consts);
         let mut tables = Vec::new();
         for (i, c) in program.consts.iter().enumerate() {
             if let Const::Dispatch(d) = c {
@@ -586,6 +683,12 @@ impl Program {
     pub fn fast_summary(&self) -> FastSummary {
         let mut out = FastSummary {
             entry_shortcut: self.entry.is_some(),
+            twin_sets: self
+                .consts
+                .iter()
+                .filter(|c| matches!(c, Const::RegexSet(rs) if rs.twin.is_some()))
+                .count()
+                / 2,
             inline_rules: self
                 .fast
                 .iter()

@@ -63,11 +63,13 @@ pub fn run(args: Args) -> ExitCode {
             let fast = program.fast_summary();
             println!("inline rules    {}", fast.inline_rules);
             println!("bit runs        {} ({} steps)", fast.runs, fast.run_steps);
+            let n = fast.immediate_tools;
             println!(
-                "entry shortcut  {} ({} tools decided by the lookup alone)",
+                "entry shortcut  {} ({n} tool{} decided by the lookup alone)",
                 if fast.entry_shortcut { "yes" } else { "no" },
-                fast.immediate_tools
+                if n == 1 { "" } else { "s" }
             );
+            println!("twin sets       {}", fast.twin_sets);
             println!("code bytes      {}", program.code_size());
             println!("program bytes   {}", bytes.len());
             println!("source files    {}", compiled.sources.files().len());
