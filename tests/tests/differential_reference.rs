@@ -1126,15 +1126,7 @@ fn bit_runs_keep_first_match_order() {
         (serde_json::json!({}), "last"),
     ];
     for (args, want) in cases {
-        let call = kvlar_vm::Call::mcp("t", args);
-        let ours = Outcome::from_vm(compiled.program.evaluate(&call));
-        let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
-        assert_eq!(reference.rule, *want, "reference on {args}");
-        assert_eq!(ours, reference, "VM on {args}");
-        // The traced run (chunk by chunk, no fast paths) agrees.
-        let mut trace = kvlar_vm::trace::Trace::default();
-        let traced = compiled.program.evaluate_traced(&call, &mut trace);
-        assert_eq!(traced.rule, *want, "traced VM on {args}");
+        assert_decides(&compiled, "t", args, want);
     }
 }
 
@@ -1257,14 +1249,7 @@ fn entry_shortcuts_decide_like_the_reference() {
             "{yaml:?}"
         );
         for (tool, args, want) in calls {
-            let call = kvlar_vm::Call::mcp(tool, &args);
-            let ours = Outcome::from_vm(compiled.program.evaluate(&call));
-            let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
-            assert_eq!(reference.rule, want, "reference: {tool} {args}");
-            assert_eq!(ours, reference, "VM: {tool} {args}");
-            let mut trace = kvlar_vm::trace::Trace::default();
-            let traced = compiled.program.evaluate_traced(&call, &mut trace);
-            assert_eq!(traced.rule, want, "traced VM: {tool} {args}");
+            assert_decides(&compiled, tool, &args, want);
         }
     }
 }
@@ -1308,13 +1293,20 @@ fn twin_sets_decide_like_the_reference() {
         (serde_json::json!({"other": "rm x"}), "last"),
     ];
     for (args, want) in cases {
-        let call = kvlar_vm::Call::mcp("t", args);
-        let ours = Outcome::from_vm(compiled.program.evaluate(&call));
-        let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
-        assert_eq!(reference.rule, *want, "reference on {args}");
-        assert_eq!(ours, reference, "VM on {args}");
-        let mut trace = kvlar_vm::trace::Trace::default();
-        let traced = compiled.program.evaluate_traced(&call, &mut trace);
-        assert_eq!(traced.rule, *want, "traced VM on {args}");
+        assert_decides(&compiled, "t", args, want);
     }
+}
+
+/// The reference decides `tool(args)` with rule `want`, the VM gives the
+/// reference's outcome, and the traced run (chunk by chunk, no fast paths)
+/// the same rule.
+fn assert_decides(compiled: &kvlar_compiler::Compiled, tool: &str, args: &Value, want: &str) {
+    let call = kvlar_vm::Call::mcp(tool, args);
+    let ours = Outcome::from_vm(compiled.program.evaluate(&call));
+    let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
+    assert_eq!(reference.rule, want, "reference: {tool} {args}");
+    assert_eq!(ours, reference, "VM: {tool} {args}");
+    let mut trace = kvlar_vm::trace::Trace::default();
+    let traced = compiled.program.evaluate_traced(&call, &mut trace);
+    assert_eq!(traced.rule, want, "traced VM: {tool} {args}");
 }
