@@ -1218,6 +1218,19 @@ fn entry_shortcuts_decide_like_the_reference() {
                 ("zzz", serde_json::json!({"x": "bad"}), "all"),
             ],
         ),
+        // `resources: ["*"]` matches every tool name without a line feed.
+        (
+            vec![head("p", "") + &deny("a", "t_a", "") + &deny("star", "\"*\"", cond)],
+            (true, 1),
+            vec![
+                ("t_a", serde_json::json!({"x": "bad"}), "a"),
+                ("zzz", serde_json::json!({"x": "bad"}), "star"),
+                ("", serde_json::json!({"x": "bad"}), "star"),
+                ("z\nz", serde_json::json!({"x": "bad"}), "_default_deny"),
+                ("zzz\n", serde_json::json!({"x": "bad"}), "_default_deny"),
+                ("zzz", serde_json::json!({"x": "ok"}), "_default_deny"),
+            ],
+        ),
         // Two policies: the second's rules come after the first's.
         (
             vec![

@@ -534,8 +534,10 @@ impl Program {
         let r = match (&self.globs, field) {
             // Tool names: exact entries compared, globs all matched at once.
             (Some(g), Field::Tool) => {
-                ms.iter()
-                    .any(|m| matches!(m, Matcher::Exact(s) if s == name))
+                (g.star.get(list as usize) == Some(&true) && !name.contains('\n'))
+                    || ms
+                        .iter()
+                        .any(|m| matches!(m, Matcher::Exact(s) if s == name))
                     || scratch.tool_globs(g, name, list)
             }
             _ => kvlar::name_matches(ms, name),

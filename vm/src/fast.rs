@@ -344,7 +344,14 @@ pub(crate) struct GlobIndex {
     pub count: usize,
     /// Per constant: the mask of its globs (empty for non-`Matchers`).
     pub masks: Vec<Vec<u64>>,
+    /// Per constant: whether it holds the glob `*` ([`STAR`]), which matches
+    /// every name without a line feed: no automaton needed.
+    pub star: Vec<bool>,
 }
+
+/// The regex of the glob `*` (see `kvlar::glob_regex`): `.` is any
+/// character but `\n`.
+pub(crate) const STAR: &str = "^.*$";
 
 impl GlobIndex {
     /// `None` when the program has no glob, too many, or they do not compile
@@ -352,12 +359,14 @@ impl GlobIndex {
     pub fn build(consts: &[Const]) -> Option<GlobIndex> {
         let mut patterns: Vec<&str> = Vec::new();
         let mut masks = vec![Vec::new(); consts.len()];
+        let mut star = vec![false; consts.len()];
         for (i, c) in consts.iter().enumerate() {
             let Const::Matchers(ms) = c else { continue };
             for m in ms {
                 let Matcher::Glob { re, .. } = m else {
                     continue;
                 };
+                star[i] |= re.as_str() == STAR;
                 let id = match patterns.iter().position(|p| *p == re.as_str()) {
                     Some(id) => id,
                     None => {
@@ -388,6 +397,7 @@ impl GlobIndex {
             engine,
             count: patterns.len(),
             masks,
+            star,
         })
     }
 }

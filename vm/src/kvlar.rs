@@ -263,6 +263,7 @@ mod tests {
     #[test]
     fn glob_translation() {
         assert_eq!(glob_regex("read_*").as_deref(), Some("^read_.*$"));
+        assert_eq!(glob_regex("*").as_deref(), Some(crate::fast::STAR));
         assert_eq!(glob_regex("a.b?").as_deref(), Some("^a\\.b.$"));
         assert_eq!(glob_regex("[!ab]x").as_deref(), Some("^[^ab]x$"));
         assert_eq!(glob_regex("bash"), None);
