@@ -254,9 +254,14 @@ def test_reused_ids_are_decided_call_by_call(raw, tmp_path):
     r.send(allowed + denied + allowed)
     got = [json.loads(r.line()) for _ in range(3)]
     assert sorted("isError" in m["result"] for m in got) == [False, False, True]
-    # A null id is no notification: the call is decided and the denial carries id null.
-    r.send(b'{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"get-env"}}\n')
-    assert denial(r.line()) == (None, "deny-env")
+    # A null id is no valid MCP request (nor a notification): refused with
+    # -32600 and id null, not decided, not forwarded, even for an allowed tool.
+    for name in (b"get-env", b"echo"):
+        r.send(b'{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"' + name + b'"}}\n')
+        assert r.line() == (
+            b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: Kvlar refused '
+            b'this tools/call: its id is null (MCP request ids are strings or integers); it was not forwarded"}}\n'
+        )
     assert_received(r, log, [allowed, allowed, allowed])
 
 

@@ -60,7 +60,7 @@ pub enum ClientLine<'a> {
 /// A `tools/call` request that passed the structural checks.
 #[derive(Debug)]
 pub struct ToolCall<'a> {
-    /// The request id as it was written (a number or a string; `null` tolerated).
+    /// The request id as it was written (a number or a string).
     pub id: &'a RawValue,
     /// `params.name`.
     pub name: String,
@@ -293,6 +293,14 @@ fn tool_call<'a>(
             return Err(Rejection {
                 id: None,
                 why: "a tools/call notification (no id)".into(),
+            })
+        }
+        // MCP: "the ID MUST NOT be null" (JSON-RPC discourages it too); a
+        // null id is neither a request we can answer by id nor a notification.
+        [(k, v)] if *k == "id" && v.get() == "null" => {
+            return Err(Rejection {
+                id: Some("null"),
+                why: "its id is null (MCP request ids are strings or integers)".into(),
             })
         }
         [(k, v)] if *k == "id" && valid_id(v) => *v,

@@ -15,7 +15,7 @@
 //!   "Kvlar denied the call to tool `X`: <reason> (rule <id>)"}],"isError":true,
 //!   "_meta":{"io.kvlar/decision":{decision, rule, reason, policy_hash, tool}}}` ([`deny`]).
 //! - Fail closed ([`classify`]): a line that is not JSON or not UTF-8 → `-32700`
-//!   (id null); a `tools/call` that is malformed, has duplicate keys (or keys
+//!   (id null); a `tools/call` that is malformed, has a null id, duplicate keys (or keys
 //!   differing only by case) anywhere in its params, an ambiguous id, or a
 //!   method that differs from `tools/call` only by case/whitespace → `-32600`
 //!   with its id; a batch containing any `tools/call` → `-32600` for each

@@ -183,6 +183,20 @@ fn malformed_tools_calls_are_refused_with_their_id() {
         )
     );
     assert_eq!(
+        reply(r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"x"}}"#),
+        invalid(
+            "null",
+            "its id is null (MCP request ids are strings or integers)"
+        )
+    );
+    assert_eq!(
+        reply(r#"{"jsonrpc":"2.0","id" : null ,"method":"tools/call","params":{"name":"x"}}"#),
+        invalid(
+            "null",
+            "its id is null (MCP request ids are strings or integers)"
+        )
+    );
+    assert_eq!(
         reply(r#"{"id":{"a":1},"method":"tools/call","params":{"name":"x"}}"#),
         invalid(
             "null",
