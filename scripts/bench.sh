@@ -3,5 +3,7 @@
 # prints the ratio table that goes into BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Criterion options may follow a `--` or not (`bench.sh -- --measurement-time 3`).
+if [ "${1:-}" = "--" ]; then shift; fi
 cargo bench -p kvlar-tests --bench eval -- "$@"
 python3 scripts/bench-report.py target/criterion
