@@ -145,7 +145,7 @@ impl Program {
                     {
                         return self.decision(Exit::Decide(rule))
                     }
-                    Some(_) => pre = Some((entry.table, sel)),
+                    Some(_) => pre = Some((sel, entry.end)),
                 }
             }
         }
@@ -159,16 +159,27 @@ impl Program {
         }
     }
 
+    /// Runs the program with a register file of `N`; when the entry
+    /// dispatch's lists are already selected (`pre`, with the entry chunk's
+    /// end), straight from them.
     #[inline]
     fn run_with<'p, const N: usize, T: Sink>(
         &'p self,
         call: &Call,
         t: &mut T,
-        pre: Option<(u16, Selected<'p>)>,
+        pre: Option<(Selected<'p>, End)>,
     ) -> Decision<'p> {
         let mut regs: [Val; N] = std::array::from_fn(|_| Val::Missing);
-        let mut scratch = Scratch::new(pre);
-        let exit = self.exec(0, 0, call, &mut regs, &mut scratch, t);
+        let mut scratch = Scratch::new();
+        let exit = match pre {
+            Some((sel, end)) => self
+                .dispatch(sel, call, &mut regs, &mut scratch, t)
+                .unwrap_or(match end {
+                    End::Halt => Exit::Halt,
+                    End::DefaultAllow => Exit::DefaultAllow,
+                }),
+            None => self.exec(0, 0, call, &mut regs, &mut scratch, t),
+        };
         self.decision(exit)
     }
 
@@ -204,7 +215,7 @@ impl Program {
         start: usize,
         call: &Call<'a>,
         regs: &mut [Val<'a>],
-        scratch: &mut Scratch<'a>,
+        scratch: &mut Scratch,
         t: &mut T,
     ) -> Exit {
         let Some(code) = self.chunks.get(chunk as usize).map(|c| &c.code[..]) else {
@@ -367,66 +378,8 @@ impl Program {
                     let Some(Const::Dispatch(d)) = self.consts.get(table as usize) else {
                         return Exit::Fault;
                     };
-                    let ((a, runs_a), (b, runs_b)) = match scratch.selected.take() {
-                        Some((pre, sel)) if pre == table => sel,
-                        _ => d.select(call.tool),
-                    };
-                    let (mut i, mut j) = (0, 0);
-                    loop {
-                        // Merge the two lists by first-match order.
-                        let from_a = match (a.get(i), b.get(j)) {
-                            (Some(x), Some(y)) => x.0 < y.0,
-                            (Some(_), None) => true,
-                            (None, Some(_)) => false,
-                            (None, None) => break,
-                        };
-                        let (list, runs, pos, other) = if from_a {
-                            (a, runs_a, &mut i, b.get(j))
-                        } else {
-                            (b, runs_b, &mut j, a.get(i))
-                        };
-                        if !T::ENABLED {
-                            if let Some((run, from, len)) = run_at(runs, *pos, other.map(|o| o.0)) {
-                                *pos += len;
-                                match self.run_bits(run, from, len, call, scratch) {
-                                    Some(Some(rule)) => return Exit::Decide(rule),
-                                    Some(None) => continue,
-                                    None => return Exit::Fault,
-                                }
-                            }
-                        }
-                        let Some(&(_, step)) = list.get(*pos) else {
-                            return Exit::Fault;
-                        };
-                        *pos += 1;
-                        match step {
-                            Step::Rule { rule, chunk, pc } if !T::ENABLED => {
-                                if let Some(fast) = self.fast_at(rule, pc) {
-                                    match self.run_fast(fast, call, scratch) {
-                                        Some(true) => return Exit::Decide(rule),
-                                        Some(false) => continue,
-                                        None => return Exit::Fault,
-                                    }
-                                }
-                                match self.exec(chunk, pc as usize, call, regs, scratch, t) {
-                                    Exit::Return(true) => return Exit::Decide(rule),
-                                    Exit::Return(false) => {}
-                                    _ => return Exit::Fault,
-                                }
-                            }
-                            Step::Rule { rule, chunk, .. } => {
-                                // Traced runs enter at the top so the tool test shows.
-                                match self.exec(chunk, 0, call, regs, scratch, t) {
-                                    Exit::Return(true) => {
-                                        t.decide(rule);
-                                        return Exit::Decide(rule);
-                                    }
-                                    Exit::Return(false) => {}
-                                    _ => return Exit::Fault,
-                                }
-                            }
-                            Step::DefaultAllow { .. } => return Exit::DefaultAllow,
-                        }
+                    if let Some(exit) = self.dispatch(d.select(call.tool), call, regs, scratch, t) {
+                        return exit;
                     }
                 }
                 Instr::Decide { rule } => {
@@ -439,6 +392,77 @@ impl Program {
             }
             pc = next;
         }
+    }
+
+    /// Runs the rules of a tool's two dispatch lists, merged in first-match
+    /// order: the exit of the first rule that decides, or `None` when none
+    /// does (the entry chunk goes on to its end).
+    fn dispatch<'a, T: Sink>(
+        &'a self,
+        ((a, runs_a), (b, runs_b)): Selected<'a>,
+        call: &Call<'a>,
+        regs: &mut [Val<'a>],
+        scratch: &mut Scratch,
+        t: &mut T,
+    ) -> Option<Exit> {
+        let (mut i, mut j) = (0, 0);
+        loop {
+            // Merge the two lists by first-match order.
+            let from_a = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) => x.0 < y.0,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let (list, runs, pos, other) = if from_a {
+                (a, runs_a, &mut i, b.get(j))
+            } else {
+                (b, runs_b, &mut j, a.get(i))
+            };
+            if !T::ENABLED {
+                if let Some((run, from, len)) = run_at(runs, *pos, other.map(|o| o.0)) {
+                    *pos += len;
+                    match self.run_bits(run, from, len, call, scratch) {
+                        Some(Some(rule)) => return Some(Exit::Decide(rule)),
+                        Some(None) => continue,
+                        None => return Some(Exit::Fault),
+                    }
+                }
+            }
+            let Some(&(_, step)) = list.get(*pos) else {
+                return Some(Exit::Fault);
+            };
+            *pos += 1;
+            match step {
+                Step::Rule { rule, chunk, pc } if !T::ENABLED => {
+                    if let Some(fast) = self.fast_at(rule, pc) {
+                        match self.run_fast(fast, call, scratch) {
+                            Some(true) => return Some(Exit::Decide(rule)),
+                            Some(false) => continue,
+                            None => return Some(Exit::Fault),
+                        }
+                    }
+                    match self.exec(chunk, pc as usize, call, regs, scratch, t) {
+                        Exit::Return(true) => return Some(Exit::Decide(rule)),
+                        Exit::Return(false) => {}
+                        _ => return Some(Exit::Fault),
+                    }
+                }
+                Step::Rule { rule, chunk, .. } => {
+                    // Traced runs enter at the top so the tool test shows.
+                    match self.exec(chunk, 0, call, regs, scratch, t) {
+                        Exit::Return(true) => {
+                            t.decide(rule);
+                            return Some(Exit::Decide(rule));
+                        }
+                        Exit::Return(false) => {}
+                        _ => return Some(Exit::Fault),
+                    }
+                }
+                Step::DefaultAllow { .. } => return Some(Exit::DefaultAllow),
+            }
+        }
+        None
     }
 }
 
@@ -628,10 +652,7 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
 type Selected<'p> = (SelectedList<'p>, SelectedList<'p>);
 
 /// Per-call memory: regex-set results and the last name-list test.
-struct Scratch<'p> {
-    /// The lists the entry dispatch (constant index) selected before the
-    /// run started, consumed by that dispatch.
-    selected: Option<(u16, Selected<'p>)>,
+struct Scratch {
     /// Which tool globs match the call's tool (`None`: not computed yet).
     globs: Option<[u64; MAX_TOOL_GLOBS / 64]>,
     states: [SetState; MAX_SETS],
@@ -640,10 +661,9 @@ struct Scratch<'p> {
     last_name: Option<(Field, u16, bool)>,
 }
 
-impl<'p> Scratch<'p> {
-    fn new(selected: Option<(u16, Selected<'p>)>) -> Self {
+impl Scratch {
+    fn new() -> Self {
         Scratch {
-            selected,
             globs: None,
             states: [SetState::Unknown; MAX_SETS],
             bits: [0; MAX_TOTAL_SET_PATTERNS / 64],
@@ -652,7 +672,7 @@ impl<'p> Scratch<'p> {
     }
 }
 
-impl Scratch<'_> {
+impl Scratch {
     /// Whether a glob of name list `list` matches `tool` (all the program's
     /// tool globs run once per call).
     fn tool_globs(&mut self, g: &GlobIndex, tool: &str, list: u16) -> bool {
