@@ -1323,3 +1323,34 @@ fn assert_decides(compiled: &kvlar_compiler::Compiled, tool: &str, args: &Value,
     let traced = compiled.program.evaluate_traced(&call, &mut trace);
     assert_eq!(traced.rule, want, "traced VM: {tool} {args}");
 }
+
+/// The per-call result bits are sized to the program's set patterns (size
+/// classes of 64, 256, 1,024 and 4,096 bits): the last pattern of sets on
+/// either side of each class boundary still decides, also past another
+/// set's bits.
+#[test]
+fn result_bits_fit_every_size_class() {
+    for n in [1usize, 63, 64, 65, 255, 256, 257, 1024, 1025, 2000] {
+        let mut yaml = String::from("name: bits\ndescription: d\nversion: \"1\"\nrules:\n");
+        // A `parameters` set on `y` first (its bits come before or after
+        // the conditions set's, by slot), then n `contains` on `x`.
+        yaml += "  - id: p\n    description: d\n    match_on:\n      resources: [t]\n      parameters:\n        y: \"^zz$\"\n    effect:\n      type: deny\n      reason: p\n";
+        for i in 0..n {
+            yaml += &format!("  - id: r{i}\n    description: d\n    match_on:\n      resources: [t]\n      conditions:\n        - field: x\n          operator: contains\n          value: \"needle-{i}-\"\n    effect:\n      type: deny\n      reason: r\n");
+        }
+        yaml += "  - id: last\n    tools: [t]\n    effect: allow\n";
+        let compiled =
+            kvlar_compiler::compile_str("bits.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
+        for i in [0, n / 2, n - 1] {
+            let args = serde_json::json!({"x": format!("a needle-{i}- b")});
+            assert_decides(&compiled, "t", &args, &format!("r{i}"));
+        }
+        assert_decides(&compiled, "t", &serde_json::json!({"x": "needle-"}), "last");
+        assert_decides(
+            &compiled,
+            "t",
+            &serde_json::json!({"y": "zz", "x": "needle-0-"}),
+            "p",
+        );
+    }
+}

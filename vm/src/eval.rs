@@ -152,10 +152,27 @@ impl Program {
         // A register file only as large as the program needs: clearing 32
         // registers costs more than deciding most calls.
         match self.nregs {
-            0 => self.run_with::<0, T>(call, t, pre),
-            1..=4 => self.run_with::<4, T>(call, t, pre),
-            5..=12 => self.run_with::<12, T>(call, t, pre),
-            _ => self.run_with::<MAX_REGS, T>(call, t, pre),
+            0 => self.run_sized::<0, T>(call, t, pre),
+            1..=4 => self.run_sized::<4, T>(call, t, pre),
+            5..=12 => self.run_sized::<12, T>(call, t, pre),
+            _ => self.run_sized::<MAX_REGS, T>(call, t, pre),
+        }
+    }
+
+    /// Picks the result-bit array's size class from the program's set
+    /// patterns: zeroing all 4,096 bits costs more than many decisions.
+    #[inline]
+    fn run_sized<'p, const N: usize, T: Sink>(
+        &'p self,
+        call: &Call,
+        t: &mut T,
+        pre: Option<(Selected<'p>, End)>,
+    ) -> Decision<'p> {
+        match self.set_patterns {
+            0..=64 => self.run_with::<N, 1, T>(call, t, pre),
+            65..=256 => self.run_with::<N, 4, T>(call, t, pre),
+            257..=1024 => self.run_with::<N, 16, T>(call, t, pre),
+            _ => self.run_with::<N, { MAX_TOTAL_SET_PATTERNS / 64 }, T>(call, t, pre),
         }
     }
 
@@ -163,14 +180,15 @@ impl Program {
     /// dispatch's lists are already selected (`pre`, with the entry chunk's
     /// end), straight from them.
     #[inline]
-    fn run_with<'p, const N: usize, T: Sink>(
+    fn run_with<'p, const N: usize, const W: usize, T: Sink>(
         &'p self,
         call: &Call,
         t: &mut T,
         pre: Option<(Selected<'p>, End)>,
     ) -> Decision<'p> {
         let mut regs: [Val; N] = std::array::from_fn(|_| Val::Missing);
-        let mut scratch = Scratch::new();
+        let mut words = [0u64; W];
+        let mut scratch = Scratch::new(&mut words);
         let exit = match pre {
             Some((sel, end)) => self
                 .dispatch(sel, call, &mut regs, &mut scratch, t)
@@ -215,7 +233,7 @@ impl Program {
         start: usize,
         call: &Call<'a>,
         regs: &mut [Val<'a>],
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<'_>,
         t: &mut T,
     ) -> Exit {
         let Some(code) = self.chunks.get(chunk as usize).map(|c| &c.code[..]) else {
@@ -402,7 +420,7 @@ impl Program {
         ((a, runs_a), (b, runs_b)): Selected<'a>,
         call: &Call<'a>,
         regs: &mut [Val<'a>],
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<'_>,
         t: &mut T,
     ) -> Option<Exit> {
         let (mut i, mut j) = (0, 0);
@@ -497,7 +515,7 @@ impl Program {
         from: usize,
         len: usize,
         call: &Call,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<'_>,
     ) -> Option<Option<u16>> {
         let mut found = false;
         for &set in &run.sets {
@@ -544,7 +562,7 @@ impl Program {
         field: Field,
         list: u16,
         call: &Call,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<'_>,
     ) -> Option<bool> {
         if let Some((f, l, r)) = scratch.last_name {
             if f == field && l == list {
@@ -579,7 +597,7 @@ impl Program {
     /// Decides a recognised rule shape inline: what its chunk would return
     /// (`None` on a malformed constant, which verification rules out).
     #[inline]
-    fn run_fast(&self, fast: Fast, call: &Call, scratch: &mut Scratch) -> Option<bool> {
+    fn run_fast(&self, fast: Fast, call: &Call, scratch: &mut Scratch<'_>) -> Option<bool> {
         if let Some((field, list)) = fast.names {
             if !self.names_match(field, list, call, scratch)? {
                 return Some(false);
@@ -652,27 +670,28 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
 type Selected<'p> = (SelectedList<'p>, SelectedList<'p>);
 
 /// Per-call memory: regex-set results and the last name-list test.
-struct Scratch {
+struct Scratch<'s> {
     /// Which tool globs match the call's tool (`None`: not computed yet).
     globs: Option<[u64; MAX_TOOL_GLOBS / 64]>,
     states: [SetState; MAX_SETS],
     /// Result bits of every set, each from its `base`.
-    bits: [u64; MAX_TOTAL_SET_PATTERNS / 64],
+    bits: &'s mut [u64],
     last_name: Option<(Field, u16, bool)>,
 }
 
-impl Scratch {
-    fn new() -> Self {
+impl<'s> Scratch<'s> {
+    /// `bits` holds zeros, at least one per pattern of the program's sets.
+    fn new(bits: &'s mut [u64]) -> Self {
         Scratch {
             globs: None,
             states: [SetState::Unknown; MAX_SETS],
-            bits: [0; MAX_TOTAL_SET_PATTERNS / 64],
+            bits,
             last_name: None,
         }
     }
 }
 
-impl Scratch {
+impl Scratch<'_> {
     /// Whether a glob of name list `list` matches `tool` (all the program's
     /// tool globs run once per call).
     fn tool_globs(&mut self, g: &GlobIndex, tool: &str, list: u16) -> bool {
@@ -712,14 +731,14 @@ impl Scratch {
                     tw.prefilter.as_ref(),
                     text,
                     [part(&tw.first), part(&tw.second)],
-                    &mut self.bits,
+                    self.bits,
                 );
                 self.states[a] = sa;
                 self.states[b] = sb;
                 return;
             }
         }
-        self.states[slot] = run_set(rs, args, &mut self.bits);
+        self.states[slot] = run_set(rs, args, self.bits);
     }
 
     /// Whether pattern `pattern` of set `rs` matched, running the set first
@@ -735,8 +754,9 @@ impl Scratch {
     /// found their subject absent).
     #[inline]
     fn bit(&self, b: usize) -> bool {
-        let b = b % MAX_TOTAL_SET_PATTERNS;
-        self.bits[b / 64] & (1 << (b % 64)) != 0
+        self.bits
+            .get(b / 64)
+            .is_some_and(|w| w & (1 << (b % 64)) != 0)
     }
 }
 
@@ -808,7 +828,7 @@ fn use_and_clear<R>(
 }
 
 /// Runs the set over `text`, setting the bits of the patterns that match.
-fn scan(rs: &RegexSet, text: &str, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]) -> SetState {
+fn scan(rs: &RegexSet, text: &str, bits: &mut [u64]) -> SetState {
     let [state] = scan_parts(
         &rs.engine,
         rs.prefilter.as_ref(),
@@ -826,7 +846,7 @@ fn scan_parts<const K: usize>(
     prefilter: Option<&regex_automata::util::prefilter::Prefilter>,
     text: &str,
     parts: [(usize, usize); K],
-    bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64],
+    bits: &mut [u64],
 ) -> [SetState; K] {
     if let Some(pre) = prefilter {
         // No candidate start: no pattern matches (the engine itself may not
@@ -885,7 +905,7 @@ fn copy_found(
 
 /// Runs a regex set on its subject, with the subject's Kvlar or native rules
 /// for absent and non-string values.
-fn run_set(rs: &RegexSet, args: &Value, bits: &mut [u64; MAX_TOTAL_SET_PATTERNS / 64]) -> SetState {
+fn run_set(rs: &RegexSet, args: &Value, bits: &mut [u64]) -> SetState {
     match &rs.subject {
         SetSubject::KvField(field) => match kvlar::resolve_field(args, field) {
             Some(v) => scan(rs, v.as_str().unwrap_or(""), bits),

@@ -577,6 +577,8 @@ pub struct Program {
     pub(crate) globs: Option<crate::fast::GlobIndex>,
     /// The entry chunk's shape, when it is only the dispatch (derived on load).
     pub(crate) entry: Option<crate::fast::Entry>,
+    /// The patterns of all regex sets (the per-call result bits needed).
+    pub(crate) set_patterns: usize,
 }
 
 impl Program {
@@ -594,6 +596,7 @@ impl Program {
             fast: Vec::new(),
             globs: None,
             entry: None,
+            set_patterns: 0,
         };
         verify::verify(&program)?;
         program.hash = format::content_hash(&program);
@@ -620,6 +623,7 @@ impl Program {
                 rs.base = base as u16;
             }
         }
+        program.set_patterns = sizes.iter().sum();
         pair_twins(&mut program.consts);
         let mut tables = Vec::new();
         for (i, c) in program.consts.iter().enumerate() {
