@@ -114,22 +114,22 @@ impl Program {
                 End::Halt => Exit::Halt,
                 End::DefaultAllow => Exit::DefaultAllow,
             };
-            let maybe_known = entry.filter.may_contain(call.tool);
+            let maybe_known = entry.names.filter.may_contain(call.tool);
             // A tool no rule names, when no rule applies to every tool.
             if entry.unknown_empty && !maybe_known {
                 return self.decision(end());
             }
-            if let Some(Const::Dispatch(d)) = self.consts.get(entry.table as usize) {
-                let known = match maybe_known {
-                    true => d.lookup_unfiltered(call.tool),
-                    false => None,
-                };
-                // A known tool whose first rule has no condition left.
-                if let Some(k) = known {
-                    if k.immediate != NO_RULE {
-                        return self.decision(Exit::Decide(k.immediate));
-                    }
+            let known = match maybe_known {
+                true => entry.names.lookup_unfiltered(call.tool),
+                false => None,
+            };
+            // A known tool whose first rule has no condition left.
+            if let Some(k) = known {
+                if k.immediate != NO_RULE {
+                    return self.decision(Exit::Decide(k.immediate));
                 }
+            }
+            if let Some(Const::Dispatch(d)) = self.consts.get(entry.table as usize) {
                 let sel = d.lists_of(known.map(|k| k.list));
                 // The first step in first-match order, if deciding it needs
                 // no per-call state.

@@ -10,7 +10,7 @@
 //! what its chunk means. Traced runs still execute the chunks.
 
 use crate::op::{decode, Field, Instr};
-use crate::program::{Chunk, Const, Dispatch, Matcher, NameFilter, Step};
+use crate::program::{Chunk, Const, Dispatch, Matcher, NameIndex, Step};
 
 /// What is left of a rule's condition from a dispatch entry point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,14 +120,15 @@ pub(crate) enum End {
 /// (what the compiler emits for every policy set). The interpreter then
 /// selects the tool's lists before building any per-call state, and decides
 /// calls that meet no rule, or an unconditional one first, right there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// The dispatch table (constant index).
     pub table: u16,
     pub end: End,
-    /// The table's name filter, and whether tools it does not know meet no
-    /// rule at all (then a filter miss decides `end` at once).
-    pub filter: NameFilter,
+    /// The table's name lookup (a copy, so that a call reaches it without
+    /// going through the constant pool), and whether tools it does not know
+    /// meet no rule at all (then a filter miss decides `end` at once).
+    pub names: NameIndex,
     pub unknown_empty: bool,
 }
 
@@ -161,7 +162,7 @@ pub(crate) fn entry(chunks: &[Chunk], consts: &[Const]) -> Option<Entry> {
     (after == code.len()).then(|| Entry {
         table,
         end,
-        filter: (*d.filter).clone(),
+        names: (*d.index).clone(),
         unknown_empty: d.generic_unknown.is_empty(),
     })
 }

@@ -242,16 +242,8 @@ pub struct Dispatch {
     pub lists: Vec<Vec<(u32, Step)>>,
     pub generic_known: Vec<(u32, Step)>,
     pub generic_unknown: Vec<(u32, Step)>,
-    /// Built from `names` (not serialised): a name's 64-bit hash → its
-    /// position in `names`. A name whose hash equals an earlier name's goes
-    /// to `spill` instead.
-    pub(crate) index: std::collections::HashMap<u64, Slot, HashIsKey>,
-    pub(crate) spill: rustc_hash::FxHashMap<Box<str>, Known>,
-    /// The known names end to end (`Slot` points into it).
-    arena: String,
-    /// A one-probe filter over `names` (not serialised): most unknown tools
-    /// are told apart without hashing the name.
-    pub(crate) filter: Box<NameFilter>,
+    /// The lookup of `names` (built from them, not serialised).
+    pub(crate) index: Box<NameIndex>,
     /// Runs of fast rules in each list (`lists`, then `generic_known`, then
     /// `generic_unknown`); derived by `Program::new`, not serialised.
     pub(crate) runs: Vec<crate::fast::ListRuns>,
@@ -264,86 +256,21 @@ impl Dispatch {
         generic_known: Vec<(u32, Step)>,
         generic_unknown: Vec<(u32, Step)>,
     ) -> Self {
-        let mut index = std::collections::HashMap::default();
-        let mut spill = rustc_hash::FxHashMap::default();
-        let mut arena = String::new();
-        for (n, list) in &names {
-            let known = Known {
-                list: *list,
-                immediate: crate::fast::NO_RULE,
-            };
-            match index.entry(name_hash(n)) {
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(Slot {
-                        known,
-                        start: arena.len() as u32,
-                        len: n.len() as u32,
-                    });
-                    arena.push_str(n);
-                }
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    spill.insert(n.clone().into_boxed_str(), known);
-                }
-            }
-        }
-        let mut filter = Box::<NameFilter>::default();
-        for (n, _) in &names {
-            filter.insert(n);
-        }
+        let index = Box::new(NameIndex::new(&names));
         Dispatch {
             names,
             lists,
             generic_known,
             generic_unknown,
             index,
-            spill,
-            arena,
-            filter,
             runs: Vec::new(),
         }
     }
 
-    /// The index of `tool`'s list, if the table knows the name.
+    /// `tool`'s entry, if the table knows the name.
     #[inline(always)]
     pub(crate) fn lookup(&self, tool: &str) -> Option<Known> {
-        match self.filter.may_contain(tool) {
-            true => self.lookup_unfiltered(tool),
-            false => None,
-        }
-    }
-
-    /// [`Dispatch::lookup`] for a name the filter has let through.
-    #[inline(always)]
-    pub(crate) fn lookup_unfiltered(&self, tool: &str) -> Option<Known> {
-        if let Some(slot) = self.index.get(&name_hash(tool)) {
-            let name = self
-                .arena
-                .as_bytes()
-                .get(slot.start as usize..(slot.start + slot.len) as usize);
-            if name.is_some_and(|name| bytes_eq(name, tool.as_bytes())) {
-                return Some(slot.known);
-            }
-        }
-        match self.spill.is_empty() {
-            true => None,
-            false => self.spill.get(tool).copied(),
-        }
-    }
-
-    /// Records, per known list, the rule that decides at once (see
-    /// [`Known::immediate`]).
-    pub(crate) fn set_immediate(&mut self, per_list: &[u16]) {
-        let known = self
-            .index
-            .values_mut()
-            .map(|s| &mut s.known)
-            .chain(self.spill.values_mut());
-        for k in known {
-            k.immediate = per_list
-                .get(k.list as usize)
-                .copied()
-                .unwrap_or(crate::fast::NO_RULE);
-        }
+        self.index.lookup(tool)
     }
 
     /// The two lists to merge for a tool name, with their run tables (the
@@ -376,6 +303,96 @@ impl Dispatch {
             .flatten()
             .chain(&self.generic_known)
             .chain(&self.generic_unknown)
+    }
+}
+
+/// The known tool names of a dispatch table, for lookups: a one-probe
+/// filter (most unknown tools are told apart without hashing the name), a
+/// name's 64-bit hash → its `Known` and its bytes in `arena`, and `spill`
+/// for a name whose hash equals an earlier name's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NameIndex {
+    pub filter: NameFilter,
+    pub index: std::collections::HashMap<u64, Slot, HashIsKey>,
+    pub spill: rustc_hash::FxHashMap<Box<str>, Known>,
+    arena: String,
+}
+
+impl NameIndex {
+    fn new(names: &[(String, u32)]) -> Self {
+        let mut out = NameIndex::default();
+        for (n, list) in names {
+            out.filter.insert(n);
+            let known = Known {
+                list: *list,
+                immediate: crate::fast::NO_RULE,
+            };
+            match out.index.entry(name_hash(n)) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Slot {
+                        known,
+                        start: out.arena.len() as u32,
+                        len: n.len() as u32,
+                    });
+                    out.arena.push_str(n);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    out.spill.insert(n.clone().into_boxed_str(), known);
+                }
+            }
+        }
+        out
+    }
+
+    /// `tool`'s entry, if it is a known name.
+    #[inline(always)]
+    pub(crate) fn lookup(&self, tool: &str) -> Option<Known> {
+        match self.filter.may_contain(tool) {
+            true => self.lookup_unfiltered(tool),
+            false => None,
+        }
+    }
+
+    /// [`NameIndex::lookup`] for a name the filter has let through.
+    #[inline(always)]
+    pub(crate) fn lookup_unfiltered(&self, tool: &str) -> Option<Known> {
+        if let Some(slot) = self.index.get(&name_hash(tool)) {
+            let name = self
+                .arena
+                .as_bytes()
+                .get(slot.start as usize..(slot.start + slot.len) as usize);
+            if name.is_some_and(|name| bytes_eq(name, tool.as_bytes())) {
+                return Some(slot.known);
+            }
+        }
+        match self.spill.is_empty() {
+            true => None,
+            false => self.spill.get(tool).copied(),
+        }
+    }
+
+    /// Every name's entry.
+    pub(crate) fn known(&self) -> impl Iterator<Item = &Known> {
+        self.index
+            .values()
+            .map(|s| &s.known)
+            .chain(self.spill.values())
+    }
+
+    /// Records, per known list, the rule that decides at once (see
+    /// [`Known::immediate`]).
+    pub(crate) fn set_immediate(&mut self, per_list: &[u16]) {
+        let known = self
+            .index
+            .values_mut()
+            .map(|s| &mut s.known)
+            .chain(self.spill.values_mut());
+        for k in known {
+            k.immediate = per_list
+                .get(k.list as usize)
+                .copied()
+                .unwrap_or(crate::fast::NO_RULE);
+        }
     }
 }
 
@@ -602,13 +619,13 @@ impl Program {
         program.hash = format::content_hash(&program);
         program.fast = crate::fast::derive(&program.consts, &program.chunks, program.rules.len());
         program.globs = crate::fast::GlobIndex::build(&program.consts);
-        program.entry = crate::fast::entry(&program.chunks, &program.consts);
         for c in &mut program.consts {
             if let Const::Dispatch(d) = c {
                 let per_list = crate::fast::immediates(d, &program.fast);
-                d.set_immediate(&per_list);
+                d.index.set_immediate(&per_list);
             }
         }
+        program.entry = crate::fast::entry(&program.chunks, &program.consts);
         // Result bits of the sets, slot by slot (verified: distinct slots,
         // at most MAX_TOTAL_SET_PATTERNS patterns in all).
         let mut sizes = [0usize; MAX_SETS];
@@ -708,9 +725,7 @@ impl Program {
                 }
                 out.immediate_tools += d
                     .index
-                    .values()
-                    .map(|s| &s.known)
-                    .chain(d.spill.values())
+                    .known()
                     .filter(|k| k.immediate != crate::fast::NO_RULE)
                     .count();
             }
@@ -764,7 +779,7 @@ mod dispatch_tests {
         let d = table(&refs);
         for (i, n) in names.iter().enumerate() {
             assert!(
-                d.filter.may_contain(n),
+                d.index.filter.may_contain(n),
                 "{n}: the filter has no false negative"
             );
             assert_eq!(d.lookup(n).map(|k| k.list), Some(i as u32), "{n}");
@@ -787,12 +802,12 @@ mod dispatch_tests {
         let mut d = table(&["alpha", "beta", "gamma"]);
         // Move "beta" to the spill, as a hash collision would.
         let h = name_hash("beta");
-        let slot = d.index.remove(&h).expect("indexed");
-        d.spill.insert("beta".into(), slot.known);
+        let slot = d.index.index.remove(&h).expect("indexed");
+        d.index.spill.insert("beta".into(), slot.known);
         assert_eq!(d.lookup("beta").map(|k| k.list), Some(1));
         assert_eq!(d.lookup("alpha").map(|k| k.list), Some(0));
         assert_eq!(d.lookup("betb"), None);
-        d.set_immediate(&[7, 8, 9]);
+        d.index.set_immediate(&[7, 8, 9]);
         assert_eq!(d.lookup("beta").map(|k| k.immediate), Some(8));
         assert_eq!(d.lookup("gamma").map(|k| k.immediate), Some(9));
     }
