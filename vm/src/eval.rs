@@ -7,9 +7,7 @@ use serde_json::Value;
 use crate::builtins;
 use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
-use crate::fast::{
-    first_step, End, Fast, GlobIndex, ListRuns, Rest, Run, ALWAYS, MAX_TOOL_GLOBS, NO_RULE,
-};
+use crate::fast::{End, Fast, GlobIndex, ListRuns, Rest, Run, ALWAYS, MAX_TOOL_GLOBS, NO_RULE};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant};
 use crate::program::{
@@ -110,43 +108,23 @@ impl Program {
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
         let mut pre = None;
         if let (false, Some(entry)) = (T::ENABLED, &self.entry) {
-            let end = || match entry.end {
-                End::Halt => Exit::Halt,
-                End::DefaultAllow => Exit::DefaultAllow,
-            };
-            let maybe_known = entry.names.filter.may_contain(call.tool);
-            // A tool no rule names, when no rule applies to every tool.
-            if entry.unknown_empty && !maybe_known {
-                return self.decision(end());
-            }
-            let known = match maybe_known {
+            // The filter tells most unknown tools apart without hashing.
+            let known = match entry.names.filter.may_contain(call.tool) {
                 true => entry.names.lookup_unfiltered(call.tool),
                 false => None,
             };
-            // A known tool whose first rule has no condition left.
-            if let Some(k) = known {
-                if k.immediate != NO_RULE {
-                    return self.decision(Exit::Decide(k.immediate));
-                }
+            let immediate = match known {
+                Some(k) => k.immediate,
+                // A tool no rule names, when no rule applies to every tool.
+                None if entry.unknown_empty => return self.decision(entry.end.exit()),
+                None => entry.unknown_immediate,
+            };
+            // The tool's first rule has no condition left.
+            if immediate != NO_RULE {
+                return self.decision(Exit::Decide(immediate));
             }
             if let Some(Const::Dispatch(d)) = self.consts.get(entry.table as usize) {
-                let sel = d.lists_of(known.map(|k| k.list));
-                // The first step in first-match order, if deciding it needs
-                // no per-call state.
-                match first_step(sel.0 .0, sel.1 .0) {
-                    None => return self.decision(end()),
-                    Some(Step::DefaultAllow { .. }) => return self.decision(Exit::DefaultAllow),
-                    Some(Step::Rule { rule, pc, .. })
-                        if self.fast_at(rule, pc)
-                            == Some(Fast {
-                                names: None,
-                                rest: Rest::Always,
-                            }) =>
-                    {
-                        return self.decision(Exit::Decide(rule))
-                    }
-                    Some(_) => pre = Some((sel, entry.end)),
-                }
+                pre = Some((d.lists_of(known.map(|k| k.list)), entry.end));
             }
         }
         // A register file only as large as the program needs: clearing 32
@@ -192,10 +170,7 @@ impl Program {
         let exit = match pre {
             Some((sel, end)) => self
                 .dispatch(sel, call, &mut regs, &mut scratch, t)
-                .unwrap_or(match end {
-                    End::Halt => Exit::Halt,
-                    End::DefaultAllow => Exit::DefaultAllow,
-                }),
+                .unwrap_or(end.exit()),
             None => self.exec(0, 0, call, &mut regs, &mut scratch, t),
         };
         self.decision(exit)
@@ -611,6 +586,17 @@ impl Program {
                 };
                 Some(scratch.set_bit(rs, pattern, call.args))
             }
+        }
+    }
+}
+
+impl End {
+    /// The exit of the entry chunk's last instruction.
+    #[inline]
+    fn exit(self) -> Exit {
+        match self {
+            End::Halt => Exit::Halt,
+            End::DefaultAllow => Exit::DefaultAllow,
         }
     }
 }

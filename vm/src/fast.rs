@@ -130,6 +130,9 @@ pub(crate) struct Entry {
     /// meet no rule at all (then a filter miss decides `end` at once).
     pub names: NameIndex,
     pub unknown_empty: bool,
+    /// For tools the table does not know: the rule that decides at once
+    /// (see [`immediates`]), or [`NO_RULE`].
+    pub unknown_immediate: u16,
 }
 
 /// The first step of the merge of two dispatch lists (by order key).
@@ -146,7 +149,7 @@ pub(crate) const NO_RULE: u16 = u16::MAX;
 
 /// Recognises the entry chunk (chunk 0) as `dispatch #t` then `halt` or
 /// `default_allow`, and nothing else, `#t` being a dispatch table.
-pub(crate) fn entry(chunks: &[Chunk], consts: &[Const]) -> Option<Entry> {
+pub(crate) fn entry(chunks: &[Chunk], consts: &[Const], fast: &[FastRule]) -> Option<Entry> {
     let code = &chunks.first()?.code;
     let (Instr::Dispatch { table }, next) = decode(code, 0).ok()? else {
         return None;
@@ -164,6 +167,7 @@ pub(crate) fn entry(chunks: &[Chunk], consts: &[Const]) -> Option<Entry> {
         end,
         names: (*d.index).clone(),
         unknown_empty: d.generic_unknown.is_empty(),
+        unknown_immediate: immediate(first_step(&[], &d.generic_unknown), fast),
     })
 }
 
@@ -171,21 +175,27 @@ pub(crate) fn entry(chunks: &[Chunk], consts: &[Const]) -> Option<Entry> {
 /// tool at once (the first step of the list merged with `generic_known` is a
 /// rule with no condition left past its tool test), or [`NO_RULE`].
 pub(crate) fn immediates(d: &Dispatch, fast: &[FastRule]) -> Vec<u16> {
+    d.lists
+        .iter()
+        .map(|list| immediate(first_step(list, &d.generic_known), fast))
+        .collect()
+}
+
+/// The rule of `first` if it decides with no condition left (its fast form
+/// at its entry point is "always", with no name test), else [`NO_RULE`].
+fn immediate(first: Option<Step>, fast: &[FastRule]) -> u16 {
     let always = Some(Fast {
         names: None,
         rest: Rest::Always,
     });
-    d.lists
-        .iter()
-        .map(|list| match first_step(list, &d.generic_known) {
-            Some(Step::Rule { rule, pc, .. })
-                if fast.get(rule as usize).and_then(|f| f.at(pc)) == always =>
-            {
-                rule
-            }
-            _ => NO_RULE,
-        })
-        .collect()
+    match first {
+        Some(Step::Rule { rule, pc, .. })
+            if fast.get(rule as usize).and_then(|f| f.at(pc)) == always =>
+        {
+            rule
+        }
+        _ => NO_RULE,
+    }
 }
 
 /// The fast forms of every rule entered from a dispatch table.

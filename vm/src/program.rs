@@ -625,7 +625,7 @@ impl Program {
                 d.index.set_immediate(&per_list);
             }
         }
-        program.entry = crate::fast::entry(&program.chunks, &program.consts);
+        program.entry = crate::fast::entry(&program.chunks, &program.consts, &program.fast);
         // Result bits of the sets, slot by slot (verified: distinct slots,
         // at most MAX_TOTAL_SET_PATTERNS patterns in all).
         let mut sizes = [0usize; MAX_SETS];
