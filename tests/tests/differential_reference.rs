@@ -1231,6 +1231,41 @@ fn entry_shortcuts_decide_like_the_reference() {
                 ("zzz", serde_json::json!({"x": "ok"}), "_default_deny"),
             ],
         ),
+        // Tools known only through a glob: their name lists' exact names
+        // are all in the index, so they are not compared; a name list that
+        // is not a tool restriction (inside `when`) still is.
+        (
+            vec![
+                head("p", "")
+                    + &deny("star", "\"*\"", cond)
+                    + &deny("lists", "read_file, \"list_*\", \"*_tree\", \"a*b*c\"", "")
+                    + "  - id: nested\n    when: tool in [\"t_n\", \"t_m\"] || args.y == 1\n    effect: deny\n    reason: n\n"
+                    + &deny("exact", "read_file, t_x", ""),
+            ],
+            (true, 0),
+            vec![
+                ("read_file", serde_json::json!({}), "lists"),
+                ("list_dir", serde_json::json!({"x": "bad"}), "star"),
+                ("list_dir", serde_json::json!({}), "lists"),
+                ("list_", serde_json::json!({}), "lists"),
+                ("dir_tree", serde_json::json!({}), "lists"),
+                ("_tree", serde_json::json!({}), "lists"),
+                ("abc", serde_json::json!({}), "lists"),
+                ("a_b_c", serde_json::json!({}), "lists"),
+                ("ab", serde_json::json!({}), "_default_deny"),
+                ("acb", serde_json::json!({}), "_default_deny"),
+                ("list\u{e9}_\u{e9}", serde_json::json!({}), "_default_deny"),
+                ("list_\u{e9}", serde_json::json!({}), "lists"),
+                ("list_\nx", serde_json::json!({}), "_default_deny"),
+                ("a\nbc", serde_json::json!({}), "_default_deny"),
+                ("t_n", serde_json::json!({}), "nested"),
+                ("t_m", serde_json::json!({}), "nested"),
+                ("t_o", serde_json::json!({}), "_default_deny"),
+                ("t_o", serde_json::json!({"y": 1}), "nested"),
+                ("t_x", serde_json::json!({}), "exact"),
+                ("read_filex", serde_json::json!({}), "_default_deny"),
+            ],
+        ),
         // Two policies: the second's rules come after the first's.
         (
             vec![

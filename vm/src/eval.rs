@@ -124,7 +124,11 @@ impl Program {
                 return self.decision(Exit::Decide(immediate));
             }
             if let Some(Const::Dispatch(d)) = self.consts.get(entry.table as usize) {
-                pre = Some((d.lists_of(known.map(|k| k.list)), entry.end));
+                pre = Some((
+                    d.lists_of(known.map(|k| k.list)),
+                    entry.end,
+                    known.is_some(),
+                ));
             }
         }
         // A register file only as large as the program needs: clearing 32
@@ -144,7 +148,7 @@ impl Program {
         &'p self,
         call: &Call,
         t: &mut T,
-        pre: Option<(Selected<'p>, End)>,
+        pre: Option<(Selected<'p>, End, bool)>,
     ) -> Decision<'p> {
         match self.set_patterns {
             0..=64 => self.run_with::<N, 1, T>(call, t, pre),
@@ -162,15 +166,17 @@ impl Program {
         &'p self,
         call: &Call,
         t: &mut T,
-        pre: Option<(Selected<'p>, End)>,
+        pre: Option<(Selected<'p>, End, bool)>,
     ) -> Decision<'p> {
         let mut regs: [Val; N] = std::array::from_fn(|_| Val::Missing);
         let mut words = [0u64; W];
         let mut scratch = Scratch::new(&mut words);
         let exit = match pre {
-            Some((sel, end)) => self
-                .dispatch(sel, call, &mut regs, &mut scratch, t)
-                .unwrap_or(end.exit()),
+            Some((sel, end, indexed)) => {
+                scratch.tool_indexed = Some(indexed);
+                self.dispatch(sel, call, &mut regs, &mut scratch, t)
+                    .unwrap_or(end.exit())
+            }
             None => self.exec(0, 0, call, &mut regs, &mut scratch, t),
         };
         self.decision(exit)
@@ -552,15 +558,27 @@ impl Program {
             // Tool names: exact entries compared, globs all matched at once.
             (Some(g), Field::Tool) => {
                 (g.star.get(list as usize) == Some(&true) && !name.contains('\n'))
-                    || ms
-                        .iter()
-                        .any(|m| matches!(m, Matcher::Exact(s) if s == name))
+                    || (!self.unindexed(list, scratch)
+                        && ms
+                            .iter()
+                            .any(|m| matches!(m, Matcher::Exact(s) if s == name)))
                     || scratch.tool_globs(g, name, list)
             }
             _ => kvlar::name_matches(ms, name),
         };
         scratch.last_name = Some((field, list, r));
         Some(r)
+    }
+
+    /// Whether the call's tool is known to equal none of list `list`'s exact
+    /// names: the entry's name index holds them all and not the tool.
+    #[inline]
+    fn unindexed(&self, list: u16, scratch: &Scratch<'_>) -> bool {
+        scratch.tool_indexed == Some(false)
+            && self
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.exact_indexed.get(list as usize) == Some(&true))
     }
 
     /// The fast form of `rule` entered at `pc`, if it has one.
@@ -663,6 +681,9 @@ struct Scratch<'s> {
     /// Result bits of every set, each from its `base`.
     bits: &'s mut [u64],
     last_name: Option<(Field, u16, bool)>,
+    /// Whether the entry's name index knows the call's tool (`None`: not
+    /// looked up).
+    tool_indexed: Option<bool>,
 }
 
 impl<'s> Scratch<'s> {
@@ -673,6 +694,7 @@ impl<'s> Scratch<'s> {
             states: [SetState::Unknown; MAX_SETS],
             bits,
             last_name: None,
+            tool_indexed: None,
         }
     }
 }
@@ -683,11 +705,22 @@ impl Scratch<'_> {
     fn tool_globs(&mut self, g: &GlobIndex, tool: &str, list: u16) -> bool {
         let bits = self.globs.get_or_insert_with(|| {
             let mut bits = [0u64; MAX_TOOL_GLOBS / 64];
-            with_pattern_set(g.count, |ps| {
-                g.engine
-                    .which_overlapping_matches(&regex_automata::Input::new(tool), ps);
-                copy_found(ps, 0, g.count, 0, &mut bits);
-            });
+            match &g.simple {
+                Some(simple) if !tool.contains('\n') => {
+                    for (id, pieces) in simple.iter().enumerate() {
+                        if crate::fast::pieces_match(pieces, tool) {
+                            if let Some(w) = bits.get_mut(id / 64) {
+                                *w |= 1 << (id % 64);
+                            }
+                        }
+                    }
+                }
+                _ => with_pattern_set(g.count, |ps| {
+                    g.engine
+                        .which_overlapping_matches(&regex_automata::Input::new(tool), ps);
+                    copy_found(ps, 0, g.count, 0, &mut bits);
+                }),
+            }
             bits
         });
         g.masks
@@ -858,8 +891,8 @@ fn scan_parts<const K: usize>(
 }
 
 /// Sets bit `base + p` of `bits` for each pattern `start + p` in `ps` with
-/// `p < count`, and says how many (stopping once all found patterns are
-/// seen: `PatternSet::iter` would visit the whole capacity).
+/// `p < count`, and says how many. `PatternSet::iter` is a tight walk over
+/// the set's flags; it stops once every found pattern is seen or past the part.
 fn copy_found(
     ps: &regex_automata::PatternSet,
     start: usize,
@@ -868,22 +901,24 @@ fn copy_found(
     bits: &mut [u64],
 ) -> usize {
     let (found, mut seen, mut copied) = (ps.len(), 0, 0);
-    for p in 0..start + count {
-        if seen == found {
+    if found == 0 {
+        return 0;
+    }
+    for pid in ps.iter() {
+        let p = pid.as_usize();
+        if p >= start + count {
             break;
         }
-        let Ok(pid) = regex_automata::PatternID::new(p) else {
-            break;
-        };
-        if ps.contains(pid) {
-            seen += 1;
-            if p >= start {
-                let b = (base + p - start) % (bits.len() * 64).max(1);
-                if let Some(word) = bits.get_mut(b / 64) {
-                    *word |= 1 << (b % 64);
-                }
-                copied += 1;
+        if p >= start {
+            let b = (base + p - start) % (bits.len() * 64).max(1);
+            if let Some(word) = bits.get_mut(b / 64) {
+                *word |= 1 << (b % 64);
             }
+            copied += 1;
+        }
+        seen += 1;
+        if seen == found {
+            break;
         }
     }
     copied
@@ -978,16 +1013,7 @@ mod scan_tests {
             .map(|p| regex::Regex::new(p).expect("compiles"))
             .collect();
         let alphabet = ["d", "rop", "el", "word", " ", "ab", "c", "x", "X", "é"];
-        let mut texts = vec![String::new()];
-        for _ in 0..4 {
-            let mut next = Vec::new();
-            for t in &texts {
-                for a in alphabet {
-                    next.push(format!("{t}{a}"));
-                }
-            }
-            texts = next;
-        }
+        let texts = crate::testutil::strings(&alphabet, 4);
         let mut hits = 0;
         for t in &texts {
             let mut bits = [0u64; MAX_TOTAL_SET_PATTERNS / 64];
@@ -1001,5 +1027,98 @@ mod scan_tests {
             }
         }
         assert!(hits > 1000, "{hits}");
+    }
+}
+
+#[cfg(test)]
+mod name_list_tests {
+    use crate::op::{encode, Field, Instr};
+    use crate::program::{
+        Chunk, Const, Dispatch, Matcher, PolicyInfo, ProgramParts, RuleInfo, Step,
+    };
+    use crate::{Call, Effect, Program};
+
+    fn glob(g: &str) -> Matcher {
+        let re = crate::kvlar::glob_regex(g).expect("a glob");
+        Matcher::Glob {
+            glob: g.into(),
+            re: regex::Regex::new(&re).expect("compiles"),
+        }
+    }
+
+    /// A rule chunk: "the tool is in list `list`".
+    fn name_rule(list: u16) -> Chunk {
+        let mut code = Vec::new();
+        for i in [
+            Instr::NameIn {
+                field: Field::Tool,
+                list,
+            },
+            Instr::Return,
+        ] {
+            encode(&i, &mut code);
+        }
+        Chunk { code }
+    }
+
+    /// A tool the entry's index does not know skips the exact names of a
+    /// list only when the index holds them all: a hand-assembled program
+    /// whose name list has an exact name the dispatch table lacks still
+    /// compares it.
+    #[test]
+    fn exact_names_outside_the_index_are_still_compared() {
+        let mut entry = Vec::new();
+        for i in [Instr::Dispatch { table: 2 }, Instr::Halt] {
+            encode(&i, &mut entry);
+        }
+        let rule = |rule: u16| Step::Rule {
+            rule,
+            chunk: rule + 1,
+            pc: 0,
+        };
+        let table = Dispatch::new(
+            vec![("t_a".into(), 0)],
+            vec![vec![(0, rule(0)), (2, rule(1))]],
+            Vec::new(),
+            vec![(0, rule(0)), (2, rule(1))],
+        );
+        let program = Program::new(ProgramParts {
+            consts: vec![
+                // Indexed: t_a; and a glob.
+                Const::Matchers(vec![Matcher::Exact("t_a".into()), glob("g_*")]),
+                // t_z is not in the index.
+                Const::Matchers(vec![Matcher::Exact("t_z".into()), glob("h_*")]),
+                Const::Dispatch(table),
+            ],
+            chunks: vec![Chunk { code: entry }, name_rule(0), name_rule(1)],
+            rules: ["indexed", "outside"]
+                .iter()
+                .map(|id| RuleInfo {
+                    id: (*id).into(),
+                    effect: Effect::Deny,
+                    reason: None,
+                    policy: 0,
+                })
+                .collect(),
+            policies: vec![PolicyInfo {
+                name: "p".into(),
+                default_allow: false,
+            }],
+            ..Default::default()
+        })
+        .expect("verifies");
+        let entry = program.entry.as_ref().expect("the entry shortcut");
+        assert_eq!(entry.exact_indexed, vec![true, false, false]);
+        let args = serde_json::json!({});
+        for (tool, want) in [
+            ("t_a", "indexed"),
+            ("g_x", "indexed"),
+            ("t_z", "outside"),
+            ("h_", "outside"),
+            ("t_b", "_default_deny"),
+        ] {
+            let d = program.evaluate(&Call::mcp(tool, &args));
+            assert_eq!(d.rule, want, "{tool}");
+        }
     }
 }

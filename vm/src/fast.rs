@@ -133,6 +133,9 @@ pub(crate) struct Entry {
     /// For tools the table does not know: the rule that decides at once
     /// (see [`immediates`]), or [`NO_RULE`].
     pub unknown_immediate: u16,
+    /// Per constant: whether it is a name list whose exact names are all in
+    /// `names`, so a tool `names` does not know equals none of them.
+    pub exact_indexed: Vec<bool>,
 }
 
 /// The first step of the merge of two dispatch lists (by order key).
@@ -162,12 +165,23 @@ pub(crate) fn entry(chunks: &[Chunk], consts: &[Const], fast: &[FastRule]) -> Op
     let Some(Const::Dispatch(d)) = consts.get(table as usize) else {
         return None;
     };
+    let exact_indexed = consts
+        .iter()
+        .map(|c| match c {
+            Const::Matchers(ms) => ms.iter().all(|m| match m {
+                Matcher::Exact(name) => d.index.lookup(name).is_some(),
+                Matcher::Glob { .. } => true,
+            }),
+            _ => false,
+        })
+        .collect();
     (after == code.len()).then(|| Entry {
         table,
         end,
         names: (*d.index).clone(),
         unknown_empty: d.generic_unknown.is_empty(),
         unknown_immediate: immediate(first_step(&[], &d.generic_unknown), fast),
+        exact_indexed,
     })
 }
 
@@ -358,6 +372,40 @@ pub(crate) struct GlobIndex {
     /// Per constant: whether it holds the glob `*` ([`STAR`]), which matches
     /// every name without a line feed: no automaton needed.
     pub star: Vec<bool>,
+    /// When every glob has only `*` wildcards: each one's literal pieces
+    /// (split at `*`), by pattern id. A name without a line feed is then
+    /// matched piece by piece, much faster than the automaton's overlapping
+    /// search on a short name.
+    pub simple: Option<Vec<Vec<String>>>,
+}
+
+/// Whether a `*`-only glob, as its pieces (split at `*`, so at least two),
+/// matches `name`, which has no line feed (what `*` does not match): the
+/// first piece starts it, the last ends it, and the others occur in order
+/// between them (leftmost occurrence first, which loses no match).
+pub(crate) fn pieces_match(pieces: &[String], name: &str) -> bool {
+    let [first, middle @ .., last] = pieces else {
+        return false;
+    };
+    // Empty pieces are not compared: a zero-length comparison still calls
+    // `memcmp`, whose masked load from an empty string's dangling pointer
+    // costs ~80 ns on this project's machine (BENCHMARKS.md).
+    if (!first.is_empty() && !name.starts_with(first.as_str()))
+        || (!last.is_empty() && !name.ends_with(last.as_str()))
+    {
+        return false;
+    }
+    // Between the first and the last piece (`None`: they would overlap).
+    let Some(mut hay) = name.get(first.len()..name.len() - last.len()) else {
+        return false;
+    };
+    for piece in middle.iter().filter(|p| !p.is_empty()) {
+        match hay.find(piece.as_str()) {
+            Some(at) => hay = &hay[at + piece.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// The regex of the glob `*` (see `kvlar::glob_regex`): `.` is any
@@ -371,10 +419,11 @@ impl GlobIndex {
         let mut patterns: Vec<&str> = Vec::new();
         let mut masks = vec![Vec::new(); consts.len()];
         let mut star = vec![false; consts.len()];
+        let mut simple = Some(Vec::new());
         for (i, c) in consts.iter().enumerate() {
             let Const::Matchers(ms) = c else { continue };
             for m in ms {
-                let Matcher::Glob { re, .. } = m else {
+                let Matcher::Glob { re, glob } = m else {
                     continue;
                 };
                 star[i] |= re.as_str() == STAR;
@@ -382,6 +431,13 @@ impl GlobIndex {
                     Some(id) => id,
                     None => {
                         patterns.push(re.as_str());
+                        simple = simple.and_then(|mut v: Vec<Vec<String>>| {
+                            let plain = !glob.contains(['?', '[', '\n']) && glob.contains('*');
+                            plain.then(|| {
+                                v.push(glob.split('*').map(str::to_owned).collect());
+                                v
+                            })
+                        });
                         patterns.len() - 1
                     }
                 };
@@ -409,6 +465,35 @@ impl GlobIndex {
             count: patterns.len(),
             masks,
             star,
+            simple,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pieces_match;
+
+    /// Piece-by-piece matching agrees with the glob's regex on every name
+    /// of up to 5 characters over a small alphabet (with a 2-byte one).
+    #[test]
+    fn pieces_match_like_the_glob_regex() {
+        let globs = [
+            "*", "**", "a*", "*a", "a*b", "a*b*a", "ab*ba", "*ab*", "é*", "*_*_*", "a**b", "*b*",
+        ];
+        let names: Vec<String> = (0..=5)
+            .flat_map(|n| crate::testutil::strings(&["a", "b", "_", "é"], n))
+            .collect();
+        for g in globs {
+            let re =
+                regex::Regex::new(&crate::kvlar::glob_regex(g).expect("a glob")).expect("compiles");
+            let pieces: Vec<String> = g.split('*').map(str::to_owned).collect();
+            let mut hits = 0;
+            for n in &names {
+                assert_eq!(pieces_match(&pieces, n), re.is_match(n), "{g} {n:?}");
+                hits += usize::from(re.is_match(n));
+            }
+            assert!(hits > 0, "{g} matches some name");
+        }
     }
 }

@@ -63,3 +63,19 @@ pub use format::LoadError;
 pub use program::Program;
 pub use trace::{Trace, TraceEvent, Tracer};
 pub use verify::VerifyError;
+
+/// Helpers shared by the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// Every concatenation of exactly `n` pieces of `alphabet`.
+    pub fn strings(alphabet: &[&str], n: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        for _ in 0..n {
+            out = out
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |a| format!("{t}{a}")))
+                .collect();
+        }
+        out
+    }
+}

@@ -134,16 +134,7 @@ mod tests {
         let n = needles(&pats).expect("a prefilter");
         let re = regex_automata::meta::Regex::new_many(&pats).expect("compiles");
         let alphabet = ["a", "b", "c", "d", "X", "y", "q", "1", "2", " ", "word"];
-        let mut texts = vec![String::new()];
-        for _ in 0..4 {
-            let mut next = Vec::new();
-            for t in &texts {
-                for a in alphabet {
-                    next.push(format!("{t}{a}"));
-                }
-            }
-            texts = next;
-        }
+        let texts = crate::testutil::strings(&alphabet, 4);
         let mut matches = 0;
         for t in &texts {
             for m in re.find_iter(t.as_str()) {
@@ -182,16 +173,7 @@ mod tests {
         let alphabet = [
             "a", "b", "c", "d", "X", "y", "q", "1", "2", " ", "word", "ab1",
         ];
-        let mut texts = vec![String::new()];
-        for _ in 0..4 {
-            let mut next = Vec::new();
-            for t in &texts {
-                for a in alphabet {
-                    next.push(format!("{t}{a}"));
-                }
-            }
-            texts = next;
-        }
+        let texts = crate::testutil::strings(&alphabet, 4);
         let mut found = 0;
         for t in &texts {
             let mut a = regex_automata::PatternSet::new(pats.len());

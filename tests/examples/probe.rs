@@ -1,0 +1,45 @@
+//! The best time per evaluation of one call, for A/B comparisons of two
+//! builds on a noisy machine (run them interleaved, compare the minima):
+//!
+//! ```text
+//! cargo build --release -p kvlar-tests --example probe
+//! target/release/examples/probe policies/filesystem.yaml list_directory '{"path":"/srv/project"}'
+//! ```
+//!
+//! Prints the decision, then the minimum over 15 rounds of 1,000,000 calls.
+//! The criterion benches (`benches/eval.rs`) are the published figures.
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, policy, tool, call_args] = args.as_slice() else {
+        eprintln!("usage: probe POLICY.yaml TOOL ARGS-JSON");
+        std::process::exit(2);
+    };
+    let text = std::fs::read_to_string(policy).unwrap_or_else(|e| {
+        eprintln!("{policy}: {e}");
+        std::process::exit(2)
+    });
+    let call_args: serde_json::Value = serde_json::from_str(call_args).unwrap_or_else(|e| {
+        eprintln!("arguments: {e}");
+        std::process::exit(2)
+    });
+    let compiled = kvlar_compiler::compile_strs(&[(policy.as_str(), text.as_str())])
+        .unwrap_or_else(|_| {
+            eprintln!("{policy}: does not compile (see `kvlar compile`)");
+            std::process::exit(1)
+        });
+    let call = kvlar_vm::Call::mcp(tool, &call_args);
+    let d = compiled.program.evaluate(&call);
+    println!("{:?} {}", d.effect, d.rule);
+    let n = 1_000_000;
+    let mut best = f64::MAX;
+    for _ in 0..15 {
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(compiled.program.evaluate(std::hint::black_box(&call)));
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    println!("min {best:.1} ns");
+}
