@@ -266,6 +266,7 @@ fn build_dispatch(
         .collect();
     names.sort_unstable();
     names.dedup();
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let mut generic_known: Vec<(u32, Step)> = Vec::new();
     let mut generic_unknown: Vec<(u32, Step)> = Vec::new();
     let mut lists: Vec<Vec<(u32, Step)>> = vec![Vec::new(); names.len()];
@@ -283,10 +284,21 @@ fn build_dispatch(
                     chunk,
                     pc: skip,
                 };
-                for (i, name) in names.iter().enumerate() {
-                    if ms.iter().any(|m| matcher_matches(m, name)) {
-                        lists[i].push((key, past_test));
+                // Exact names through the index, globs against every name:
+                // linear in the rules, not rules × names.
+                let mut hits: Vec<usize> = Vec::new();
+                for m in ms {
+                    match m {
+                        Matcher::Exact(s) => hits.extend(index.get(s.as_str())),
+                        Matcher::Glob { .. } => {
+                            hits.extend((0..names.len()).filter(|&i| matcher_matches(m, names[i])))
+                        }
                     }
+                }
+                hits.sort_unstable();
+                hits.dedup();
+                for i in hits {
+                    lists[i].push((key, past_test));
                 }
                 if ms.iter().any(|m| matches!(m, Matcher::Glob { .. })) {
                     generic_unknown.push((key, from_top));
