@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use kvlar_compiler::diagnostic::did_you_mean;
-use kvlar_compiler::load::schema::resolve_plain_scalar;
+use kvlar_compiler::load::schema::{out_of_range, to_json, JsonProblem};
 use kvlar_compiler::load::yaml::{self, key_text, YKind, YNode, YamlProblem};
 use kvlar_compiler::{CompileError, FileId, SourceMap, Span};
 use kvlar_vm::Effect;
@@ -426,59 +426,20 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// A YAML value as JSON, plain scalars resolved as serde_yaml 0.9 (what
-    /// Kvlar reads test files with) does.
+    /// A YAML value as JSON (`schema::to_json`), its problem reported.
     fn json(&mut self, n: &YNode) -> Option<Value> {
-        match &n.kind {
-            YKind::Map(es) => {
-                let mut obj = Map::new();
-                for (k, v) in es {
-                    let Some(key) = key_text(self.text, k) else {
-                        self.wrong_type(k, "argument name", "a string");
-                        return None;
-                    };
-                    let v = self.json(v)?;
-                    obj.insert(key, v);
-                }
-                Some(Value::Object(obj))
-            }
-            YKind::Seq(items) => items.iter().map(|i| self.json(i)).collect(),
-            YKind::Str(s) if !self.plain(n) => Some(Value::String(s.clone())),
-            YKind::Str(s) => self.scalar(&s.clone(), n),
-            _ => self.scalar(self.src(n), n),
-        }
-    }
-
-    fn scalar(&mut self, text: &str, n: &YNode) -> Option<Value> {
-        match resolve_plain_scalar(text) {
+        match to_json(self.text, n) {
             Ok(v) => Some(v),
-            Err(_) => {
-                self.errors.push(CompileError::invalid_value(
-                    self.sources,
-                    self.span(&n.span),
-                    format!("integer `{text}` is out of range"),
-                    "out of range",
-                    Some(
-                        "integers must fit in 64 bits; quote the value to use it as a string"
-                            .into(),
-                    ),
-                ));
+            Err(JsonProblem::KeyNotString(k)) => {
+                self.wrong_type(k, "argument name", "a string");
+                None
+            }
+            Err(JsonProblem::OutOfRange(n, text)) => {
+                self.errors
+                    .push(out_of_range(self.sources, self.span(&n.span), &text));
                 None
             }
         }
-    }
-
-    /// A plain scalar: not quoted, not a block scalar, not tagged (`!!str 5`).
-    fn plain(&self, n: &YNode) -> bool {
-        let quoted = matches!(self.src(n).chars().next(), Some('"' | '\'' | '|' | '>'));
-        let start = n.span.start.min(self.text.len());
-        let line = &self.text[self.text[..start].rfind('\n').map_or(0, |i| i + 1)..start];
-        let tagged = line
-            .trim_end()
-            .rsplit([' ', '\t', '[', '{', ','])
-            .next()
-            .is_some_and(|t| t.starts_with('!'));
-        !quoted && !tagged
     }
 }
 
@@ -614,5 +575,25 @@ mod tests {
             2
         );
         assert_eq!(errs("").len(), 1);
+    }
+
+    #[test]
+    fn arguments_without_a_json_form() {
+        assert_eq!(
+            errs("policy: p.yaml\ntests:\n  - id: a\n    action: {resource: t, parameters: {n: [1, 99999999999999999999]}}\n    expect: deny\n"),
+            [(
+                "integer `99999999999999999999` is out of range".to_string(),
+                4,
+                47
+            )]
+        );
+        assert_eq!(
+            errs("policy: p.yaml\ntests:\n  - id: a\n    action: {resource: t, parameters: {n: {[1]: x}}}\n    expect: deny\n"),
+            [(
+                "expected a string for `argument name`, found a list".to_string(),
+                4,
+                44
+            )]
+        );
     }
 }

@@ -417,3 +417,37 @@ fn native_and_kvlar_rules_load_with_spans() {
     assert_eq!((l, c), (21, 7));
     assert_eq!(&text[when.span.clone()], "args.command contains \"x\"");
 }
+
+/// A condition value that has no JSON form: an integer beyond 64 bits, and
+/// a mapping key that is not a string (both at the offending node).
+#[test]
+fn condition_value_without_a_json_form() {
+    let cond = |value: &str| {
+        format!(
+            "{HEAD}rules:\n  - id: a\n    match_on:\n      conditions:\n        - field: n\n          operator: eq\n          value: {value}\n    effect: allow\n"
+        )
+    };
+    let e = one(&cond("[1, 99999999999999999999]"));
+    assert_eq!(
+        e.to_string(),
+        "integer `99999999999999999999` is out of range"
+    );
+    assert_eq!(at(&e), pos("policy.yaml", 10, 22));
+    let e = one(&cond("{a: {[1]: x}}"));
+    assert_eq!(
+        e.to_string(),
+        "expected a string for `value key`, found a list"
+    );
+    assert_eq!(at(&e), pos("policy.yaml", 10, 23));
+    // Quoted or tagged, the same digits are a string.
+    for value in ["\"99999999999999999999\"", "!!str 99999999999999999999"] {
+        let mut sources = SourceMap::new();
+        let set = load_str(
+            "policy.yaml",
+            &cond(value),
+            Path::new("tests/fixtures"),
+            &mut sources,
+        );
+        assert!(set.is_ok(), "{value}: {set:?}");
+    }
+}

@@ -649,74 +649,23 @@ impl<'a> Cx<'a> {
         })
     }
 
-    /// Whether a string node is a plain (unquoted, untagged) scalar.
-    fn is_plain(&self, n: &YNode) -> bool {
-        let first = self.src(n).chars().next();
-        if matches!(first, Some('"') | Some('\'') | Some('|') | Some('>')) {
-            return false;
-        }
-        let line_start = self.text[..n.span.start.min(self.text.len())]
-            .rfind('\n')
-            .map_or(0, |i| i + 1);
-        let before = self.text[line_start..n.span.start.min(self.text.len())].trim_end();
-        let last_token = before
-            .rsplit([' ', '\t', '[', '{', ','])
-            .next()
-            .unwrap_or("");
-        !last_token.starts_with('!')
-    }
-
-    /// A YAML value as JSON, scalars resolved as serde_yaml 0.9 (Kvlar) does.
+    /// A YAML value as JSON ([`to_json`]), its problem reported.
     fn json(&mut self, n: &YNode) -> Option<Value> {
-        Some(match &n.kind {
-            YKind::Map(es) => {
-                let mut obj = serde_json::Map::new();
-                for (k, v) in es {
-                    let Some(key) = key_text(self.text, k) else {
-                        self.errors.push(CompileError::wrong_type(
-                            self.sources,
-                            self.span(&k.span),
-                            "value key",
-                            "a string",
-                            k.kind.describe(),
-                        ));
-                        return None;
-                    };
-                    let v = self.json(v)?;
-                    obj.insert(key, v);
-                }
-                Value::Object(obj)
-            }
-            YKind::Seq(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for i in items {
-                    out.push(self.json(i)?);
-                }
-                Value::Array(out)
-            }
-            YKind::Str(s) if !self.is_plain(n) => Value::String(s.clone()),
-            YKind::Str(s) => self.resolve_plain(s, n)?,
-            _ => {
-                let t = self.src(n).to_string();
-                self.resolve_plain(&t, n)?
-            }
-        })
-    }
-
-    fn resolve_plain(&mut self, v: &str, n: &YNode) -> Option<Value> {
-        match resolve_plain_scalar(v) {
+        match to_json(self.text, n) {
             Ok(v) => Some(v),
-            Err(OutOfRange) => {
-                self.errors.push(CompileError::invalid_value(
+            Err(JsonProblem::KeyNotString(k)) => {
+                self.errors.push(CompileError::wrong_type(
                     self.sources,
-                    self.span(&n.span),
-                    format!("integer `{v}` is out of range"),
-                    "out of range",
-                    Some(
-                        "integers must fit in 64 bits; quote the value to use it as a string"
-                            .into(),
-                    ),
+                    self.span(&k.span),
+                    "value key",
+                    "a string",
+                    k.kind.describe(),
                 ));
+                None
+            }
+            Err(JsonProblem::OutOfRange(n, text)) => {
+                self.errors
+                    .push(out_of_range(self.sources, self.span(&n.span), &text));
                 None
             }
         }
@@ -764,6 +713,72 @@ impl<'a> Cx<'a> {
 /// An integer that does not fit in 64 bits (Kvlar's JSON values cannot hold it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutOfRange;
+
+/// Why a YAML value has no JSON form ([`to_json`]).
+#[derive(Debug, Clone)]
+pub enum JsonProblem<'n> {
+    /// A mapping key that is not a string.
+    KeyNotString(&'n YNode),
+    /// A plain integer (its text) that does not fit in 64 bits.
+    OutOfRange(&'n YNode, String),
+}
+
+/// A YAML value as JSON, plain scalars resolved as serde_yaml 0.9 (what
+/// Kvlar reads policies and test files with) does; the first problem stops it.
+pub fn to_json<'n>(text: &str, n: &'n YNode) -> Result<Value, JsonProblem<'n>> {
+    let src = |n: &YNode| text.get(n.span.clone()).unwrap_or("");
+    let plain = |v: &str| {
+        resolve_plain_scalar(v).map_err(|OutOfRange| JsonProblem::OutOfRange(n, v.into()))
+    };
+    Ok(match &n.kind {
+        YKind::Map(es) => {
+            let mut obj = serde_json::Map::new();
+            for (k, v) in es {
+                let key = key_text(text, k).ok_or(JsonProblem::KeyNotString(k))?;
+                obj.insert(key, to_json(text, v)?);
+            }
+            Value::Object(obj)
+        }
+        YKind::Seq(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| to_json(text, i))
+                .collect::<Result<_, _>>()?,
+        ),
+        YKind::Str(s) if !is_plain(text, n) => Value::String(s.clone()),
+        YKind::Str(s) => plain(s)?,
+        _ => plain(src(n))?,
+    })
+}
+
+/// Whether a string node is a plain scalar: not quoted, not a block scalar,
+/// not tagged (`!!str 5`).
+pub fn is_plain(text: &str, n: &YNode) -> bool {
+    let src = text.get(n.span.clone()).unwrap_or("");
+    if matches!(src.chars().next(), Some('"' | '\'' | '|' | '>')) {
+        return false;
+    }
+    let start = n.span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let last_token = line
+        .trim_end()
+        .rsplit([' ', '\t', '[', '{', ','])
+        .next()
+        .unwrap_or("");
+    !last_token.starts_with('!')
+}
+
+/// The diagnostic for [`JsonProblem::OutOfRange`] (`text`: the integer).
+pub fn out_of_range(sources: &SourceMap, span: Span, text: &str) -> CompileError {
+    CompileError::invalid_value(
+        sources,
+        span,
+        format!("integer `{text}` is out of range"),
+        "out of range",
+        Some("integers must fit in 64 bits; quote the value to use it as a string".into()),
+    )
+}
 
 /// Resolves a plain scalar's text the way serde_yaml 0.9 does for an untyped
 /// value (YAML 1.2 core schema): null, `true`/`false`, integers (decimal
