@@ -165,23 +165,22 @@ pub(crate) fn entry(chunks: &[Chunk], consts: &[Const], fast: &[FastRule]) -> Op
     let Some(Const::Dispatch(d)) = consts.get(table as usize) else {
         return None;
     };
-    let exact_indexed = consts
-        .iter()
-        .map(|c| match c {
-            Const::Matchers(ms) => ms.iter().all(|m| match m {
-                Matcher::Exact(name) => d.index.lookup(name).is_some(),
-                Matcher::Glob { .. } => true,
-            }),
-            _ => false,
-        })
-        .collect();
     (after == code.len()).then(|| Entry {
         table,
         end,
         names: (*d.index).clone(),
         unknown_empty: d.generic_unknown.is_empty(),
         unknown_immediate: immediate(first_step(&[], &d.generic_unknown), fast),
-        exact_indexed,
+        exact_indexed: consts
+            .iter()
+            .map(|c| match c {
+                Const::Matchers(ms) => ms.iter().all(|m| match m {
+                    Matcher::Exact(name) => d.index.lookup(name).is_some(),
+                    Matcher::Glob { .. } => true,
+                }),
+                _ => false,
+            })
+            .collect(),
     })
 }
 

@@ -753,7 +753,7 @@ pub fn to_json<'n>(text: &str, n: &'n YNode) -> Result<Value, JsonProblem<'n>> {
 
 /// Whether a string node is a plain scalar: not quoted, not a block scalar,
 /// not tagged (`!!str 5`).
-pub fn is_plain(text: &str, n: &YNode) -> bool {
+fn is_plain(text: &str, n: &YNode) -> bool {
     let src = text.get(n.span.clone()).unwrap_or("");
     if matches!(src.chars().next(), Some('"' | '\'' | '|' | '>')) {
         return false;
