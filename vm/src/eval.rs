@@ -14,6 +14,7 @@ use crate::program::{
     Const, Matcher, PathSeg, Program, RegexSet, SelectedList, SetSubject, Step, MAX_REGS, MAX_SETS,
     MAX_SET_PATTERNS, MAX_TOTAL_SET_PATTERNS,
 };
+use crate::set_engine::SetEngine;
 use crate::trace::{NoTrace, Sink, StepCounter, Tracer, TracerRef};
 use crate::value::{self, Val};
 
@@ -747,7 +748,6 @@ impl Scratch<'_> {
                 let part = |p: &crate::program::TwinPart| (p.count as usize, p.base as usize);
                 let [sa, sb] = scan_parts(
                     &tw.engine,
-                    tw.prefilter.as_ref(),
                     text,
                     [part(&tw.first), part(&tw.second)],
                     self.bits,
@@ -818,7 +818,10 @@ fn size_class(n: usize) -> usize {
 
 /// Runs `f` with an empty reused result buffer of capacity ≥ `n` (no
 /// allocation once warm).
-fn with_pattern_set<R>(n: usize, mut f: impl FnMut(&mut regex_automata::PatternSet) -> R) -> R {
+pub(crate) fn with_pattern_set<R>(
+    n: usize,
+    mut f: impl FnMut(&mut regex_automata::PatternSet) -> R,
+) -> R {
     let class = size_class(n);
     let reused = PATTERN_SETS.with(|cell| {
         let mut sets = cell.try_borrow_mut().ok()?;
@@ -850,7 +853,6 @@ fn use_and_clear<R>(
 fn scan(rs: &RegexSet, text: &str, bits: &mut [u64]) -> SetState {
     let [state] = scan_parts(
         &rs.engine,
-        rs.prefilter.as_ref(),
         text,
         [(rs.patterns.len(), rs.base as usize)],
         bits,
@@ -861,33 +863,36 @@ fn scan(rs: &RegexSet, text: &str, bits: &mut [u64]) -> SetState {
 /// Runs `engine` over `text`; its patterns are `parts` in order, each
 /// `(count, base)`: part `i`'s matching patterns set bits from its `base`.
 fn scan_parts<const K: usize>(
-    engine: &regex_automata::meta::Regex,
-    prefilter: Option<&regex_automata::util::prefilter::Prefilter>,
+    engine: &SetEngine,
     text: &str,
     parts: [(usize, usize); K],
     bits: &mut [u64],
 ) -> [SetState; K] {
-    if let Some(pre) = prefilter {
-        // No candidate start: no pattern matches (the engine itself may not
-        // use its prefilter, e.g. with `\b` or `\A` patterns).
-        let span = regex_automata::Span::from(0..text.len());
-        if pre.find(text.as_bytes(), span).is_none() {
-            return [SetState::Empty; K];
-        }
+    if engine.surely_none(text) {
+        return [SetState::Empty; K];
     }
-    let total = parts.iter().map(|p| p.0).sum();
-    with_pattern_set(total, |ps| {
-        engine.which_overlapping_matches(&regex_automata::Input::new(text), ps);
-        let mut start = 0;
-        parts.map(|(count, base)| {
-            let found = copy_found(ps, start, count, base, bits);
-            start += count;
-            match found {
-                0 => SetState::Empty,
-                _ => SetState::Found,
+    let total: usize = parts.iter().map(|p| p.0).sum();
+    let (mut found, mut distinct) = ([SetState::Empty; K], 0);
+    let width = (bits.len() * 64).max(1);
+    engine.which(text, |mut p| {
+        for (k, &(count, base)) in parts.iter().enumerate() {
+            if p < count {
+                found[k] = SetState::Found;
+                let b = (base + p) % width;
+                if let Some(word) = bits.get_mut(b / 64) {
+                    if *word & (1 << (b % 64)) == 0 {
+                        *word |= 1 << (b % 64);
+                        distinct += 1;
+                    }
+                }
+                break;
             }
-        })
-    })
+            p -= count;
+        }
+        // Every pattern found: nothing left to learn.
+        distinct >= total
+    });
+    found
 }
 
 /// Sets bit `base + p` of `bits` for each pattern `start + p` in `ps` with
@@ -1007,7 +1012,10 @@ mod scan_tests {
         .map(|s| s.to_string())
         .collect();
         let rs = RegexSet::new(0, SetSubject::KvField("x".into()), pats.clone()).expect("set");
-        assert!(rs.prefilter.is_some(), "every pattern has a literal prefix");
+        assert!(
+            rs.engine.prefilter.is_some(),
+            "every pattern has a literal prefix"
+        );
         let single: Vec<regex::Regex> = pats
             .iter()
             .map(|p| regex::Regex::new(p).expect("compiles"))

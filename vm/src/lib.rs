@@ -52,6 +52,7 @@ pub mod kvlar;
 pub mod op;
 mod prefilter;
 pub mod program;
+mod set_engine;
 pub mod trace;
 pub mod value;
 pub mod verify;

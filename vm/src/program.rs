@@ -7,6 +7,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::format;
+use crate::set_engine::SetEngine;
 use crate::verify::{self, VerifyError};
 use crate::Effect;
 
@@ -92,10 +93,7 @@ pub struct RegexSet {
     pub subject: SetSubject,
     /// Pattern sources, in pattern-id order.
     pub patterns: Vec<String>,
-    pub(crate) engine: regex_automata::meta::Regex,
-    /// Short literals every match starts with (see `prefilter`), if the
-    /// patterns have them: a text with none of them matches no pattern.
-    pub(crate) prefilter: Option<regex_automata::util::prefilter::Prefilter>,
+    pub(crate) engine: std::sync::Arc<SetEngine>,
     /// Where the set's result bits start in the per-call bit array (the
     /// pattern counts of the lower slots, summed; set by `Program::new`).
     pub(crate) base: u16,
@@ -115,8 +113,7 @@ pub(crate) struct Twin {
     /// The argument both sets read.
     pub key: String,
     /// Both sets' patterns, `first`'s then `second`'s.
-    pub engine: regex_automata::meta::Regex,
-    pub prefilter: Option<regex_automata::util::prefilter::Prefilter>,
+    pub engine: SetEngine,
     pub first: TwinPart,
     pub second: TwinPart,
 }
@@ -129,35 +126,15 @@ pub(crate) struct TwinPart {
     pub count: u16,
 }
 
-/// A multi-pattern engine for `patterns` (all matches reported), with its
-/// prefilter.
-fn set_engine(
-    patterns: &[String],
-) -> Option<(
-    regex_automata::meta::Regex,
-    Option<regex_automata::util::prefilter::Prefilter>,
-)> {
-    let prefilter = crate::prefilter::for_set(patterns);
-    let config = regex_automata::meta::Regex::config()
-        .match_kind(regex_automata::MatchKind::All)
-        .prefilter(prefilter.clone());
-    let engine = regex_automata::meta::Regex::builder()
-        .configure(config)
-        .build_many(patterns)
-        .ok()?;
-    Some((engine, prefilter))
-}
-
 impl RegexSet {
     /// Builds the automaton; `None` if the patterns do not compile together.
     pub fn new(slot: u8, subject: SetSubject, patterns: Vec<String>) -> Option<RegexSet> {
-        let (engine, prefilter) = set_engine(&patterns)?;
+        let engine = std::sync::Arc::new(SetEngine::new(&patterns)?);
         Some(RegexSet {
             slot,
             subject,
             patterns,
             engine,
-            prefilter,
             base: 0,
             twin: None,
         })
@@ -192,7 +169,7 @@ fn pair_twins(consts: &mut [Const]) {
             continue;
         }
         let both: Vec<String> = a.patterns.iter().chain(&b.patterns).cloned().collect();
-        let Some((engine, prefilter)) = set_engine(&both) else {
+        let Some(engine) = SetEngine::new(&both) else {
             continue;
         };
         let part = |s: &RegexSet| TwinPart {
@@ -203,7 +180,6 @@ fn pair_twins(consts: &mut [Const]) {
         let twin = std::sync::Arc::new(Twin {
             key: key.clone(),
             engine,
-            prefilter,
             first: part(a),
             second: part(b),
         });

@@ -1,0 +1,224 @@
+//! The engine of a regex set: which of its patterns match somewhere in a
+//! text, written straight into the call's result bits.
+//!
+//! `meta::Regex::which_overlapping_matches` reports into a `PatternSet`, a
+//! flag per pattern that has to be walked and cleared after every call; for
+//! a 15-byte shell command that bookkeeping cost about as much as the scan
+//! itself. The set's own lazy DFA, searched the way the meta engine searches
+//! it (overlapping, every match kind), reports each match's pattern as it is
+//! found, so the bits are set directly and nothing is left to clear.
+//!
+//! The lazy DFA gives up on some texts: a non-ASCII byte when a pattern has
+//! a Unicode `\b`, or a cache thrashed by a huge text. The meta engine then
+//! runs the same patterns (its own lazy DFA, then its PikeVM), so every text
+//! gets the meta engine's answer.
+
+use regex_automata::hybrid::dfa::{Cache, OverlappingState, DFA};
+use regex_automata::meta;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::pool::Pool;
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::{Input, MatchKind, PatternSet};
+
+type CacheFn =
+    Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
+
+/// A compiled multi-pattern set (every match reported).
+pub(crate) struct SetEngine {
+    /// Decides every text the lazy DFA gives up on.
+    pub meta: meta::Regex,
+    /// Short literals every match starts with (see `prefilter`), if the
+    /// patterns have them: a text with none of them matches no pattern.
+    pub prefilter: Option<Prefilter>,
+    /// The fast path, if the patterns build one.
+    lazy: Option<(DFA, Pool<Cache, CacheFn>)>,
+    patterns: usize,
+}
+
+impl std::fmt::Debug for SetEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetEngine")
+            .field("patterns", &self.patterns)
+            .field("prefilter", &self.prefilter.is_some())
+            .field("lazy", &self.lazy.is_some())
+            .finish()
+    }
+}
+
+impl SetEngine {
+    /// Compiles `patterns`; `None` if they do not compile.
+    pub fn new(patterns: &[String]) -> Option<SetEngine> {
+        let prefilter = crate::prefilter::for_set(patterns);
+        let config = meta::Regex::config()
+            .match_kind(MatchKind::All)
+            .prefilter(prefilter.clone());
+        let meta = meta::Regex::builder()
+            .configure(config)
+            .build_many(patterns)
+            .ok()?;
+        // The same syntax and match kind as the meta engine's lazy DFA.
+        let lazy = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .unicode_word_boundary(true),
+            )
+            .thompson(thompson::Config::new().which_captures(WhichCaptures::None))
+            .build_many(patterns)
+            .ok()
+            .map(|dfa| {
+                let owned = dfa.clone();
+                let create: CacheFn = Box::new(move || Cache::new(&owned));
+                (dfa, Pool::new(create))
+            });
+        Some(SetEngine {
+            meta,
+            prefilter,
+            lazy,
+            patterns: patterns.len(),
+        })
+    }
+
+    /// Whether no pattern can match `text` (the prefilter finds no
+    /// candidate start). `false` says nothing.
+    #[inline]
+    pub fn surely_none(&self, text: &str) -> bool {
+        // The engine itself may not use its prefilter (`\b`, `\A`).
+        self.prefilter.as_ref().is_some_and(|pre| {
+            let span = regex_automata::Span::from(0..text.len());
+            pre.find(text.as_bytes(), span).is_none()
+        })
+    }
+
+    /// Calls `found(p)` for every pattern `p` that matches somewhere in
+    /// `text` (a pattern may be reported more than once); stops early once
+    /// `found` returns `true` ("every pattern is known").
+    pub fn which(&self, text: &str, mut found: impl FnMut(usize) -> bool) {
+        if self.lazy_which(text, &mut found) {
+            return;
+        }
+        // Given up (or never built): the meta engine decides. What was
+        // reported so far were true matches; reporting them again is harmless.
+        let input = Input::new(text);
+        crate::eval::with_pattern_set(self.patterns, |ps: &mut PatternSet| {
+            self.meta.which_overlapping_matches(&input, ps);
+            for pid in ps.iter() {
+                if found(pid.as_usize()) {
+                    break;
+                }
+            }
+        })
+    }
+
+    /// `which` on the lazy DFA alone: `false` if it gave up (or was never
+    /// built) before the end of the text.
+    fn lazy_which(&self, text: &str, found: &mut impl FnMut(usize) -> bool) -> bool {
+        let Some((dfa, pool)) = &self.lazy else {
+            return false;
+        };
+        let input = Input::new(text);
+        let mut cache = pool.get();
+        let mut state = OverlappingState::start();
+        loop {
+            if dfa
+                .try_search_overlapping_fwd(&mut cache, &input, &mut state)
+                .is_err()
+            {
+                return false;
+            }
+            match state.get_match() {
+                Some(m) if found(m.pattern().as_usize()) => return true,
+                Some(_) => {}
+                None => return true,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pats(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn which(e: &SetEngine, text: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        e.which(text, |p| {
+            out.push(p);
+            false
+        });
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Both paths report exactly the patterns the meta engine reports, over
+    /// every text of up to 4 pieces, ASCII and not.
+    #[test]
+    fn both_paths_agree_with_the_meta_engine() {
+        let p = pats(&[
+            "\\bdrop\\b",
+            "(?i)\\bdel",
+            "^\\s*ls\\b",
+            "ab+c$",
+            "(?s)x.*y",
+            "é",
+            "\\w+",
+            "",
+        ]);
+        let e = SetEngine::new(&p).expect("compiles");
+        let alphabet = ["drop", "DEL", " ", "ls", "ab", "c", "x", "y", "é", "\n"];
+        let (mut lazy_done, mut gave_up) = (0, 0);
+        for t in crate::testutil::strings(&alphabet, 4) {
+            let mut want: Vec<usize> = Vec::new();
+            let mut ps = PatternSet::new(p.len());
+            e.meta.which_overlapping_matches(&Input::new(&t), &mut ps);
+            want.extend(ps.iter().map(|p| p.as_usize()));
+            assert_eq!(which(&e, &t), want, "{t:?}");
+            let mut lazy = Vec::new();
+            if e.lazy_which(&t, &mut |p| {
+                lazy.push(p);
+                false
+            }) {
+                lazy.sort_unstable();
+                lazy.dedup();
+                assert_eq!(lazy, want, "{t:?}");
+                lazy_done += 1;
+            } else {
+                gave_up += 1;
+            }
+        }
+        // The lazy DFA decides ASCII texts and gives up on `é` (Unicode `\b`).
+        assert!(
+            lazy_done > 5000 && gave_up > 1000,
+            "{lazy_done} / {gave_up}"
+        );
+        assert!(!e.lazy_which("é drop", &mut |_| false));
+        assert!(e.lazy_which("e drop", &mut |_| false));
+    }
+
+    /// `found` returning `true` stops the search.
+    #[test]
+    fn the_search_stops_when_asked() {
+        let e = SetEngine::new(&pats(&["a", "b"])).expect("compiles");
+        let mut calls = 0;
+        e.which("aaaaabbbbb", |_| {
+            calls += 1;
+            true
+        });
+        assert_eq!(calls, 1);
+        let mut all = 0;
+        e.which("aaaaabbbbb", |_| {
+            all += 1;
+            false
+        });
+        assert_eq!(all, 10, "every match position is reported");
+    }
+
+    #[test]
+    fn a_set_that_does_not_compile_is_none() {
+        assert!(SetEngine::new(&pats(&["a", "("])).is_none());
+    }
+}
