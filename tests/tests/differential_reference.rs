@@ -1389,3 +1389,66 @@ fn result_bits_fit_every_size_class() {
         );
     }
 }
+
+/// A rule whose only test past its tool is one Kvlar condition that no
+/// regex set takes (`eq`, `in`, `greater_than`, `exists`, a lone
+/// `matches`, …) is decided inline, and decides like the reference and the
+/// traced run (which executes its chunk) for present, absent and
+/// mistyped fields, behind a glob tool list and an exact one.
+#[test]
+fn single_condition_rules_decide_inline() {
+    let rule = |id: &str, tools: &str, field: &str, op: &str, value: &str| {
+        format!("  - id: {id}\n    description: d\n    match_on:\n      resources: {tools}\n      conditions:\n        - field: {field}\n          operator: {op}\n          value: {value}\n    effect:\n      type: deny\n      reason: r\n")
+    };
+    let mut yaml = String::from("name: conds\ndescription: d\nversion: \"1\"\nrules:\n");
+    yaml += &rule("eq", "[t, \"u*\"]", "a", "eq", "\"/w\"");
+    yaml += &rule("neq", "[t]", "b", "neq", "1");
+    yaml += &rule("gt", "[\"u*\"]", "n", "greater_than", "10");
+    yaml += &rule("lt", "[t]", "n", "less_than", "-1");
+    yaml += &rule("in", "[t, \"u*\"]", "c", "in", "[x, 2]");
+    yaml += &rule("exists", "[t]", "d.e", "exists", "null");
+    yaml += &rule("re", "[t, \"u*\"]", "q", "matches", "\"(?i)^\\\\s*sel\"");
+    yaml += &rule("dom", "[t]", "url", "in_domain", "[example.com]");
+    yaml += &rule("notin", "[\"u*\"]", "z", "not_in", "[1]");
+    yaml += "  - id: last\n    tools: [t, \"u*\"]\n    effect: allow\n";
+    let compiled =
+        kvlar_compiler::compile_str("conds.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
+    assert_eq!(
+        compiled.program.fast_summary().inline_rules,
+        10,
+        "every rule"
+    );
+    let cases: &[(&str, Value, &str)] = &[
+        ("t", serde_json::json!({"a": "/w"}), "eq"),
+        ("uv", serde_json::json!({"a": "/w"}), "eq"),
+        ("t", serde_json::json!({"a": "/w/", "b": 2}), "neq"),
+        ("t", serde_json::json!({"b": 1}), "last"),
+        ("uv", serde_json::json!({"n": 11}), "gt"),
+        ("t", serde_json::json!({"n": 11}), "last"),
+        ("t", serde_json::json!({"n": -2.5}), "lt"),
+        ("uv", serde_json::json!({"n": "11"}), "notin"),
+        ("t", serde_json::json!({"c": 2}), "in"),
+        ("uv", serde_json::json!({"c": "x"}), "in"),
+        ("t", serde_json::json!({"c": "2"}), "last"),
+        ("t", serde_json::json!({"d": {"e": null}}), "exists"),
+        ("t", serde_json::json!({"d.e": 0}), "exists"),
+        ("t", serde_json::json!({"d": 1}), "last"),
+        ("t", serde_json::json!({"q": "  SELECT 1"}), "re"),
+        ("uv", serde_json::json!({"q": 5}), "notin"),
+        (
+            "t",
+            serde_json::json!({"url": "https://api.Example.com:8/x"}),
+            "dom",
+        ),
+        (
+            "t",
+            serde_json::json!({"url": "https://notexample.com"}),
+            "last",
+        ),
+        ("uv", serde_json::json!({"z": 1}), "last"),
+        ("v", serde_json::json!({"a": "/w"}), "_default_deny"),
+    ];
+    for (tool, args, want) in cases {
+        assert_decides(&compiled, tool, args, want);
+    }
+}

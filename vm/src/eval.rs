@@ -248,16 +248,14 @@ impl Program {
                     }
                 }
                 Instr::KvCond { op, field, value } => {
-                    let Some(Const::Str(field)) = self.consts.get(field as usize) else {
+                    let Some(hit) = self.kv_cond(op, field, value, call) else {
                         return Exit::Fault;
                     };
-                    let (value, re) = match self.consts.get(value as usize) {
-                        Some(Const::Json(v)) => (v, None),
-                        Some(Const::Regex(re)) if op == KvOp::Matches => (&Value::Null, Some(re)),
-                        _ => return Exit::Fault,
-                    };
-                    flag = kvlar::condition(call.args, op, field, value, re);
+                    flag = hit;
                     if T::ENABLED {
+                        let Some(Const::Str(field)) = self.consts.get(field as usize) else {
+                            return Exit::Fault;
+                        };
                         let actual = kvlar::resolve_field(call.args, field)
                             .map_or(Val::Missing, Val::from_json);
                         t.test(chunk, pc, flag, &actual);
@@ -605,7 +603,23 @@ impl Program {
                 };
                 Some(scratch.set_bit(rs, pattern, call.args))
             }
+            Rest::Cond { op, field, value } => self.kv_cond(op, field, value, call),
         }
+    }
+
+    /// A Kvlar-format condition on the call's arguments (`None` on a
+    /// malformed constant, which verification rules out).
+    #[inline]
+    fn kv_cond(&self, op: KvOp, field: u16, value: u16, call: &Call) -> Option<bool> {
+        let Some(Const::Str(field)) = self.consts.get(field as usize) else {
+            return None;
+        };
+        let (value, re) = match self.consts.get(value as usize) {
+            Some(Const::Json(v)) => (v, None),
+            Some(Const::Regex(re)) if op == KvOp::Matches => (&Value::Null, Some(re)),
+            _ => return None,
+        };
+        Some(kvlar::condition(call.args, op, field, value, re))
     }
 }
 

@@ -9,7 +9,7 @@
 //! the (verified) code on every load, so a fast path always means exactly
 //! what its chunk means. Traced runs still execute the chunks.
 
-use crate::op::{decode, Field, Instr};
+use crate::op::{decode, Field, Instr, KvOp};
 use crate::program::{Chunk, Const, Dispatch, Matcher, NameIndex, Step};
 
 /// What is left of a rule's condition from a dispatch entry point.
@@ -19,6 +19,8 @@ pub(crate) enum Rest {
     Always,
     /// One positive regex-set test (`set` is the constant index).
     Bit { set: u16, pattern: u16 },
+    /// One Kvlar-format condition (`field` and `value` are constant indexes).
+    Cond { op: KvOp, field: u16, value: u16 },
 }
 
 /// A recognised entry: an optional name-list test, then [`Rest`].
@@ -91,20 +93,27 @@ pub(crate) fn recognise(code: &[u8], pc: usize) -> Option<Fast> {
                 negate: false,
             },
             next,
-        ) => {
-            let after = jumps_to_false(code, next)?;
-            match decode(code, after) {
-                Ok((Instr::SetFlag { value: true }, ret))
-                    if matches!(decode(code, ret), Ok((Instr::Return, _))) =>
-                {
-                    Rest::Bit { set, pattern }
-                }
-                _ => return None,
-            }
+        ) => returns_true_if(code, next, Rest::Bit { set, pattern })?,
+        (Instr::KvCond { op, field, value }, next) => {
+            returns_true_if(code, next, Rest::Cond { op, field, value })?
         }
         _ => return None,
     };
     Some(Fast { names, rest })
+}
+
+/// `rest` if the code at `pc` (after its test) is `jump_false` to "return
+/// false", then "return true".
+fn returns_true_if(code: &[u8], pc: usize, rest: Rest) -> Option<Rest> {
+    let after = jumps_to_false(code, pc)?;
+    match decode(code, after) {
+        Ok((Instr::SetFlag { value: true }, ret))
+            if matches!(decode(code, ret), Ok((Instr::Return, _))) =>
+        {
+            Some(rest)
+        }
+        _ => None,
+    }
 }
 
 /// How the entry chunk ends when no rule decides.
@@ -299,6 +308,7 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
                     let bit = global_bit(set, pattern).filter(|b| *b != ALWAYS)?;
                     Some((fast.names, Some(set), bit))
                 }
+                Rest::Cond { .. } => None,
             }
         })
         .collect();
