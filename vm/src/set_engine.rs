@@ -56,12 +56,16 @@ impl SetEngine {
             .configure(config)
             .build_many(patterns)
             .ok()?;
-        // The same syntax and match kind as the meta engine's lazy DFA.
+        // The same syntax, match kind and give-up rule (a cache cleared 3
+        // times with under 10 bytes searched per state) as the meta
+        // engine's lazy DFA.
         let lazy = DFA::builder()
             .configure(
                 DFA::config()
                     .match_kind(MatchKind::All)
-                    .unicode_word_boundary(true),
+                    .unicode_word_boundary(true)
+                    .minimum_cache_clear_count(Some(3))
+                    .minimum_bytes_per_state(Some(10)),
             )
             .thompson(thompson::Config::new().which_captures(WhichCaptures::None))
             .build_many(patterns)
