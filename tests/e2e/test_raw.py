@@ -50,8 +50,9 @@ def test_everything_else_is_forwarded_byte_for_byte(raw, tmp_path):
     assert received(log) == lines
     # The recorder's non-JSON banner never reached the client.
     assert all(b"banner" not in json.dumps(m).encode() for m in r.stashed)
-    assert "[kvlar] dropped a non-JSON line from the server's stdout" in r.stderr
-    assert "recorder ready (this banner is not JSON)" in r.stderr
+    # stderr is read by its own thread: wait for it rather than race it.
+    assert wait_for(lambda: "[kvlar] dropped a non-JSON line from the server's stdout" in r.stderr)
+    assert wait_for(lambda: "recorder ready (this banner is not JSON)" in r.stderr)
 
 
 def test_batches_containing_tools_call_are_never_forwarded(raw, tmp_path):
@@ -131,7 +132,9 @@ def test_denial_bytes_on_the_wire(raw, tmp_path):
         b'{"io.kvlar/decision":{"decision":"deny","rule":"deny-env","reason":"environment variables may hold secrets",'
         b'"policy_hash":"' + h.encode() + b'","tool":"get-env"}}}}\n'
     )
-    assert f"policy hash {h}" in r.stderr
+    # The startup line names the same hash (stderr has its own reader
+    # thread, which may not have caught up with stdout yet).
+    assert wait_for(lambda: f"policy hash {h}" in r.stderr), r.stderr
     assert received(log) == []
 
 
