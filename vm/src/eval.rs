@@ -730,10 +730,11 @@ impl Scratch<'_> {
                         }
                     }
                 }
-                _ => with_pattern_set(g.count, |ps| {
-                    g.engine
-                        .which_overlapping_matches(&regex_automata::Input::new(tool), ps);
-                    copy_found(ps, 0, g.count, 0, &mut bits);
+                _ => g.engine.which(tool, |id| {
+                    if let Some(w) = bits.get_mut(id / 64) {
+                        *w |= 1 << (id % 64);
+                    }
+                    false
                 }),
             }
             bits
@@ -907,40 +908,6 @@ fn scan_parts<const K: usize>(
         distinct >= total
     });
     found
-}
-
-/// Sets bit `base + p` of `bits` for each pattern `start + p` in `ps` with
-/// `p < count`, and says how many. `PatternSet::iter` is a tight walk over
-/// the set's flags; it stops once every found pattern is seen or past the part.
-fn copy_found(
-    ps: &regex_automata::PatternSet,
-    start: usize,
-    count: usize,
-    base: usize,
-    bits: &mut [u64],
-) -> usize {
-    let (found, mut seen, mut copied) = (ps.len(), 0, 0);
-    if found == 0 {
-        return 0;
-    }
-    for pid in ps.iter() {
-        let p = pid.as_usize();
-        if p >= start + count {
-            break;
-        }
-        if p >= start {
-            let b = (base + p - start) % (bits.len() * 64).max(1);
-            if let Some(word) = bits.get_mut(b / 64) {
-                *word |= 1 << (b % 64);
-            }
-            copied += 1;
-        }
-        seen += 1;
-        if seen == found {
-            break;
-        }
-    }
-    copied
 }
 
 /// Runs a regex set on its subject, with the subject's Kvlar or native rules

@@ -374,8 +374,7 @@ pub(crate) const MAX_TOOL_GLOBS: usize = 1024;
 /// once per call, and each name list's test becomes a mask check.
 #[derive(Debug, Clone)]
 pub(crate) struct GlobIndex {
-    pub engine: regex_automata::meta::Regex,
-    pub count: usize,
+    pub engine: std::sync::Arc<crate::set_engine::SetEngine>,
     /// Per constant: the mask of its globs (empty for non-`Matchers`).
     pub masks: Vec<Vec<u64>>,
     /// Per constant: whether it holds the glob `*` ([`STAR`]), which matches
@@ -463,15 +462,10 @@ impl GlobIndex {
         if patterns.is_empty() {
             return None;
         }
-        let engine = regex_automata::meta::Regex::builder()
-            .configure(
-                regex_automata::meta::Regex::config().match_kind(regex_automata::MatchKind::All),
-            )
-            .build_many(&patterns)
-            .ok()?;
+        let patterns: Vec<String> = patterns.into_iter().map(str::to_owned).collect();
+        let engine = std::sync::Arc::new(crate::set_engine::SetEngine::new(&patterns)?);
         Some(GlobIndex {
             engine,
-            count: patterns.len(),
             masks,
             star,
             simple,

@@ -32,13 +32,12 @@ pub(crate) struct SetEngine {
     pub prefilter: Option<Prefilter>,
     /// The fast path, if the patterns build one.
     lazy: Option<(DFA, Pool<Cache, CacheFn>)>,
-    patterns: usize,
 }
 
 impl std::fmt::Debug for SetEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SetEngine")
-            .field("patterns", &self.patterns)
+            .field("patterns", &self.meta.pattern_len())
             .field("prefilter", &self.prefilter.is_some())
             .field("lazy", &self.lazy.is_some())
             .finish()
@@ -79,7 +78,6 @@ impl SetEngine {
             meta,
             prefilter,
             lazy,
-            patterns: patterns.len(),
         })
     }
 
@@ -104,7 +102,7 @@ impl SetEngine {
         // Given up (or never built): the meta engine decides. What was
         // reported so far were true matches; reporting them again is harmless.
         let input = Input::new(text);
-        crate::eval::with_pattern_set(self.patterns, |ps: &mut PatternSet| {
+        crate::eval::with_pattern_set(self.meta.pattern_len(), |ps: &mut PatternSet| {
             self.meta.which_overlapping_matches(&input, ps);
             for pid in ps.iter() {
                 if found(pid.as_usize()) {
