@@ -180,6 +180,36 @@ fn emit_asm_shows_rules_in_order() {
     assert!(stderr(&out).starts_with("compiled 1 policy (3 rules)"));
 }
 
+/// `--emit stats` reports the fast paths, among them whether unknown tools
+/// skip the rules on tool globs that do not match them: shell.yaml's rules
+/// all name their tools (with `exec*`, `terminal*`), filesystem.yaml has
+/// `*` rules.
+#[test]
+fn emit_stats_reports_the_unknown_tool_gate() {
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+    let stats = |name: &str| {
+        let out = kvlar(
+            &["compile", &format!("{policies}/{name}"), "--emit", "stats"],
+            None,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let shell = stats("shell.yaml");
+    assert!(shell.contains("\nrules           31\n"), "{shell}");
+    assert!(
+        shell.contains(
+            "\nunknown tools   glob gate (a tool no rule's glob matches is decided at once)\n"
+        ),
+        "{shell}"
+    );
+    let fs = stats("filesystem.yaml");
+    assert!(
+        fs.contains("\nunknown tools   no gate (a rule may apply to any tool)\n"),
+        "{fs}"
+    );
+}
+
 #[test]
 fn explain_json_carries_the_trace() {
     let dir = temp_dir("explain");

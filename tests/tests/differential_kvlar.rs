@@ -58,6 +58,7 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
     // How often the VM's fast paths are in play (so that this test checks them).
     let with_inline = Cell::new(0usize);
     let with_runs = Cell::new(0usize);
+    let with_gate = Cell::new(0usize);
     let mut runner = runner(cases_var, default_cases);
     let result = runner.run(&case(ver), |(yamls, calls)| {
         policy_sets.set(policy_sets.get() + 1);
@@ -72,6 +73,7 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
         let fast = compiled.program.fast_summary();
         with_inline.set(with_inline.get() + usize::from(fast.inline_rules > 0));
         with_runs.set(with_runs.get() + usize::from(fast.runs > 0));
+        with_gate.set(with_gate.get() + usize::from(fast.unknown_glob_gate));
         for c in &calls {
             let call = c.call();
             let theirs = published.evaluate(&call);
@@ -95,10 +97,11 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
     let (sets, skip, evals) = (policy_sets.get(), skipped.get(), evaluations.get());
     println!(
         "kvlar-core {ver:?}: {sets} policy sets ({skip} skipped: kvlar-core could not parse), \
-         {evals} evaluations ({} decided by a rule), {} sets with inline rules, {} with bit runs, {:.1?}",
+         {evals} evaluations ({} decided by a rule), {} sets with inline rules, {} with bit runs, {} with the unknown-tool glob gate, {:.1?}",
         decided_by_rule.get(),
         with_inline.get(),
         with_runs.get(),
+        with_gate.get(),
         start.elapsed()
     );
     assert!(
@@ -106,6 +109,13 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
         "generator too weak for the fast paths: {} inline, {} with runs, of {sets}",
         with_inline.get(),
         with_runs.get()
+    );
+    // Rare (most generated policies have a rule for every tool), but it
+    // must be met: unknown tools then skip the rules whose globs miss.
+    assert!(
+        with_gate.get() * 200 > sets,
+        "generator too weak for the unknown-tool glob gate: {} of {sets}",
+        with_gate.get()
     );
     assert!(
         skip * 20 < sets.max(1),

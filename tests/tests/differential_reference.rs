@@ -1107,6 +1107,7 @@ fn bit_runs_keep_first_match_order() {
             entry_shortcut: true,
             immediate_tools: 0,
             twin_sets: 0,
+            unknown_glob_gate: false,
         }
     );
     let cases: &[(Value, &str)] = &[
@@ -1451,4 +1452,63 @@ fn single_condition_rules_decide_inline() {
     for (tool, args, want) in cases {
         assert_decides(&compiled, tool, args, want);
     }
+}
+
+/// A tool the dispatch table does not know meets only the rules one of
+/// whose tool globs matches it: when every such rule needs a glob, a tool
+/// matching none is decided by the default at once (the gate), and one
+/// matching a glob still meets exactly its rules, in order. A `*` rule, or
+/// one without a tool test, turns the gate off.
+#[test]
+fn unknown_tools_meet_only_rules_whose_glob_matches() {
+    let rule = |id: &str, tools: &str, cond: &str| {
+        format!("  - id: {id}\n    description: d\n    match_on:\n      resources: {tools}\n{cond}    effect:\n      type: deny\n      reason: r\n")
+    };
+    let on_x = "      conditions:\n        - field: x\n          operator: contains\n          value: bad\n";
+    let mut yaml = String::from("name: globs\ndescription: d\nversion: \"1\"\nrules:\n");
+    yaml += &rule("exec-bad", "[run, \"exec*\"]", on_x);
+    yaml += &rule("term", "[\"term?nal\", \"*_shell\"]", "");
+    yaml += &rule("class", "[\"db[0-9]\"]", on_x);
+    yaml += &rule("exec-any", "[\"exec*\", run]", "");
+    let gated =
+        kvlar_compiler::compile_str("globs.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
+    assert!(gated.program.fast_summary().unknown_glob_gate);
+    let bad = serde_json::json!({"x": "a bad one"});
+    let good = serde_json::json!({"x": "fine"});
+    let cases: &[(&str, &Value, &str)] = &[
+        ("send_email", &bad, "_default_deny"),
+        ("", &bad, "_default_deny"),
+        ("exec", &bad, "exec-bad"),
+        ("exec_cmd", &good, "exec-any"),
+        ("run", &good, "exec-any"),
+        ("terminal", &bad, "term"),
+        ("termXnal", &good, "term"),
+        ("bash_shell", &good, "term"),
+        ("db7", &bad, "class"),
+        ("db7", &good, "_default_deny"),
+        ("db77", &bad, "_default_deny"),
+        // `*` and `?` do not match a line feed.
+        ("exec\nx", &bad, "_default_deny"),
+        ("term\nnal", &bad, "_default_deny"),
+        ("a\n_shell", &good, "_default_deny"),
+        ("xexec", &good, "_default_deny"),
+    ];
+    for (tool, args, want) in cases {
+        assert_decides(&gated, tool, args, want);
+    }
+
+    // A `*` rule applies to every tool: no gate, and it still decides.
+    let star = yaml.clone() + &rule("star", "[\"*\"]", on_x);
+    let star = kvlar_compiler::compile_str("star.yaml", &star).unwrap_or_else(|f| panic!("{f:?}"));
+    assert!(!star.program.fast_summary().unknown_glob_gate);
+    assert_decides(&star, "send_email", &bad, "star");
+    assert_decides(&star, "send_email", &good, "_default_deny");
+    assert_decides(&star, "exec_cmd", &bad, "exec-bad");
+
+    // Neither does a rule without a tool test.
+    let any = yaml + "  - id: any-tool\n    description: d\n    match_on:\n      conditions:\n        - field: x\n          operator: eq\n          value: fine\n    effect:\n      type: allow\n";
+    let any = kvlar_compiler::compile_str("any.yaml", &any).unwrap_or_else(|f| panic!("{f:?}"));
+    assert!(!any.program.fast_summary().unknown_glob_gate);
+    assert_decides(&any, "send_email", &good, "any-tool");
+    assert_decides(&any, "send_email", &bad, "_default_deny");
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::builtins;
 use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
-use crate::fast::{End, Fast, GlobIndex, ListRuns, Rest, Run, ALWAYS, MAX_TOOL_GLOBS, NO_RULE};
+use crate::fast::{End, Fast, GlobIndex, ListRuns, Rest, Run, ToolGlobs, MAX_TOOL_GLOBS, NO_RULE};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant};
 use crate::program::{
@@ -118,7 +118,18 @@ impl Program {
                 Some(k) => k.immediate,
                 // A tool no rule names, when no rule applies to every tool.
                 None if entry.unknown_empty => return self.decision(entry.end.exit()),
-                None => entry.unknown_immediate,
+                None => {
+                    // A tool no rule names and no glob of theirs matches.
+                    if let (Some(mask), Some(g)) = (&entry.unknown_globs, &self.globs) {
+                        let bits = g.which(call.tool);
+                        // (Recomputed by the rules' name tests otherwise:
+                        // carrying the bits over costs as much.)
+                        if !crate::fast::any_common(mask, &bits) {
+                            return self.decision(entry.end.exit());
+                        }
+                    }
+                    entry.unknown_immediate
+                }
             };
             // The tool's first rule has no condition left.
             if immediate != NO_RULE {
@@ -149,7 +160,7 @@ impl Program {
         &'p self,
         call: &Call,
         t: &mut T,
-        pre: Option<(Selected<'p>, End, bool)>,
+        pre: Option<Pre<'p>>,
     ) -> Decision<'p> {
         match self.set_patterns {
             0..=64 => self.run_with::<N, 1, T>(call, t, pre),
@@ -167,7 +178,7 @@ impl Program {
         &'p self,
         call: &Call,
         t: &mut T,
-        pre: Option<(Selected<'p>, End, bool)>,
+        pre: Option<Pre<'p>>,
     ) -> Decision<'p> {
         let mut regs: [Val; N] = std::array::from_fn(|_| Val::Missing);
         let mut words = [0u64; W];
@@ -464,6 +475,23 @@ impl Program {
     }
 }
 
+/// The first of `positions` (ascending) in `from..end` for which `may`
+/// holds.
+#[inline]
+fn first_at(
+    positions: &[u32],
+    from: usize,
+    end: usize,
+    may: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    positions
+        .iter()
+        .map(|&k| k as usize)
+        .skip_while(|&k| k < from)
+        .take_while(|&k| k < end)
+        .find(|&k| may(k))
+}
+
 /// The run holding position `pos` of a list, if any: the run, the offset of
 /// `pos` in it, and how many of its steps from there come before the other
 /// list's next step (order key `other`).
@@ -497,6 +525,13 @@ impl Program {
         call: &Call,
         scratch: &mut Scratch<'_>,
     ) -> Option<Option<u16>> {
+        let names_hold = match run.names {
+            Some((field, list)) => self.names_match(field, list, call, scratch)?,
+            None => true,
+        };
+        if !names_hold && run.all_named {
+            return Some(None);
+        }
         let mut found = false;
         for &set in &run.sets {
             let Some(Const::RegexSet(rs)) = self.consts.get(set as usize) else {
@@ -505,34 +540,29 @@ impl Program {
             scratch.ensure_set(rs, call.args);
             found |= scratch.states[rs.slot as usize % MAX_SETS] == SetState::Found;
         }
-        let names_hold = match run.names {
-            Some((field, list)) => self.names_match(field, list, call, scratch)?,
-            None => true,
-        };
-        if !found {
-            // No bit is set: the first "always" step in range decides.
-            let end = from + len;
-            for &k in &run.always {
-                let k = k as usize;
-                if k >= end {
-                    break;
-                }
-                if k >= from && (names_hold || !*run.named.get(k)?) {
-                    return Some(Some(*run.rules.get(k)?));
+        // The first step in range that may decide (its names hold) and
+        // either is "always" or tests a set bit: the first "always" one,
+        // then, for each set bit of the run's words, its first step.
+        let end = from + len;
+        let may = |k: usize| names_hold || run.named.get(k) == Some(&false);
+        let mut best = first_at(&run.always, from, end, may).unwrap_or(end);
+        if found {
+            for w in run.words.0..run.words.1 {
+                let mut word = *scratch.bits.get(w as usize)?;
+                while word != 0 {
+                    let bit = w * 64 + word.trailing_zeros();
+                    word &= word - 1;
+                    let steps = run.steps_of(bit as u16);
+                    if let Some(k) = first_at(steps, from, best, may) {
+                        best = k;
+                    }
                 }
             }
-            return Some(None);
         }
-        let bits = run.bits.get(from..from + len)?;
-        let rules = run.rules.get(from..from + len)?;
-        let named = run.named.get(from..from + len)?;
-        for ((&bit, &rule), &needs) in bits.iter().zip(rules).zip(named) {
-            let hit = (names_hold || !needs) && (bit == ALWAYS || scratch.bit(bit as usize));
-            if hit {
-                return Some(Some(rule));
-            }
+        match best < end {
+            true => Some(Some(*run.rules.get(best)?)),
+            false => Some(None),
         }
-        Some(None)
     }
 
     /// A name-list test, memoised for the call (rules often share a list).
@@ -556,7 +586,7 @@ impl Program {
         let r = match (&self.globs, field) {
             // Tool names: exact entries compared, globs all matched at once.
             (Some(g), Field::Tool) => {
-                (g.star.get(list as usize) == Some(&true) && !name.contains('\n'))
+                (g.star.get(list as usize) == Some(&true) && !crate::fast::has_lf(name))
                     || (!self.unindexed(list, scratch)
                         && ms
                             .iter()
@@ -688,10 +718,14 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
 /// The two dispatch lists selected for a call (see `Dispatch::select`).
 type Selected<'p> = (SelectedList<'p>, SelectedList<'p>);
 
+/// The entry dispatch already done by `run`: the two lists, the entry
+/// chunk's end, and whether the table knows the tool.
+type Pre<'p> = (Selected<'p>, End, bool);
+
 /// Per-call memory: regex-set results and the last name-list test.
 struct Scratch<'s> {
     /// Which tool globs match the call's tool (`None`: not computed yet).
-    globs: Option<[u64; MAX_TOOL_GLOBS / 64]>,
+    globs: Option<ToolGlobs>,
     states: [SetState; MAX_SETS],
     /// Result bits of every set, each from its `base`.
     bits: &'s mut [u64],
@@ -718,30 +752,17 @@ impl Scratch<'_> {
     /// Whether a glob of name list `list` matches `tool` (all the program's
     /// tool globs run once per call).
     fn tool_globs(&mut self, g: &GlobIndex, tool: &str, list: u16) -> bool {
-        let bits = self.globs.get_or_insert_with(|| {
-            let mut bits = [0u64; MAX_TOOL_GLOBS / 64];
-            match &g.simple {
-                Some(simple) if !tool.contains('\n') => {
-                    for (id, pieces) in simple.iter().enumerate() {
-                        if crate::fast::pieces_match(pieces, tool) {
-                            if let Some(w) = bits.get_mut(id / 64) {
-                                *w |= 1 << (id % 64);
-                            }
-                        }
-                    }
-                }
-                _ => g.engine.which(tool, |id| {
-                    if let Some(w) = bits.get_mut(id / 64) {
-                        *w |= 1 << (id % 64);
-                    }
-                    false
-                }),
+        let bits = match &mut self.globs {
+            Some(bits) => bits,
+            none => {
+                let bits = none.insert([0; MAX_TOOL_GLOBS / 64]);
+                g.which_into(tool, bits);
+                bits
             }
-            bits
-        });
+        };
         g.masks
             .get(list as usize)
-            .is_some_and(|mask| mask.iter().zip(bits.iter()).any(|(m, b)| m & b != 0))
+            .is_some_and(|mask| crate::fast::any_common(mask, bits))
     }
 
     /// Runs set `rs` on this call if it has not run yet.
@@ -888,12 +909,13 @@ fn scan_parts<const K: usize>(
     }
     let total: usize = parts.iter().map(|p| p.0).sum();
     let (mut found, mut distinct) = ([SetState::Empty; K], 0);
-    let width = (bits.len() * 64).max(1);
     engine.which(text, |mut p| {
         for (k, &(count, base)) in parts.iter().enumerate() {
             if p < count {
                 found[k] = SetState::Found;
-                let b = (base + p) % width;
+                // In range for a verified program (`run_sized` sizes `bits`
+                // for every pattern).
+                let b = base + p;
                 if let Some(word) = bits.get_mut(b / 64) {
                     if *word & (1 << (b % 64)) == 0 {
                         *word |= 1 << (b % 64);

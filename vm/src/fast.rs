@@ -145,6 +145,11 @@ pub(crate) struct Entry {
     /// Per constant: whether it is a name list whose exact names are all in
     /// `names`, so a tool `names` does not know equals none of them.
     pub exact_indexed: Vec<bool>,
+    /// For tools the table does not know, when every rule they can meet
+    /// needs one of its tool globs to match (see [`unknown_globs`]): the
+    /// mask of those globs. A tool that matches none meets no rule: `end`
+    /// decides without visiting them.
+    pub unknown_globs: Option<Vec<u64>>,
 }
 
 /// The first step of the merge of two dispatch lists (by order key).
@@ -161,7 +166,12 @@ pub(crate) const NO_RULE: u16 = u16::MAX;
 
 /// Recognises the entry chunk (chunk 0) as `dispatch #t` then `halt` or
 /// `default_allow`, and nothing else, `#t` being a dispatch table.
-pub(crate) fn entry(chunks: &[Chunk], consts: &[Const], fast: &[FastRule]) -> Option<Entry> {
+pub(crate) fn entry(
+    chunks: &[Chunk],
+    consts: &[Const],
+    fast: &[FastRule],
+    globs: Option<&GlobIndex>,
+) -> Option<Entry> {
     let code = &chunks.first()?.code;
     let (Instr::Dispatch { table }, next) = decode(code, 0).ok()? else {
         return None;
@@ -174,23 +184,59 @@ pub(crate) fn entry(chunks: &[Chunk], consts: &[Const], fast: &[FastRule]) -> Op
     let Some(Const::Dispatch(d)) = consts.get(table as usize) else {
         return None;
     };
-    (after == code.len()).then(|| Entry {
+    if after != code.len() {
+        return None;
+    }
+    let exact_indexed: Vec<bool> = consts
+        .iter()
+        .map(|c| match c {
+            Const::Matchers(ms) => ms.iter().all(|m| match m {
+                Matcher::Exact(name) => d.index.lookup(name).is_some(),
+                Matcher::Glob { .. } => true,
+            }),
+            _ => false,
+        })
+        .collect();
+    Some(Entry {
         table,
         end,
         names: (*d.index).clone(),
         unknown_empty: d.generic_unknown.is_empty(),
         unknown_immediate: immediate(first_step(&[], &d.generic_unknown), fast),
-        exact_indexed: consts
-            .iter()
-            .map(|c| match c {
-                Const::Matchers(ms) => ms.iter().all(|m| match m {
-                    Matcher::Exact(name) => d.index.lookup(name).is_some(),
-                    Matcher::Glob { .. } => true,
-                }),
-                _ => false,
-            })
-            .collect(),
+        unknown_globs: globs.and_then(|g| unknown_globs(d, fast, g, &exact_indexed)),
+        exact_indexed,
     })
+}
+
+/// The mask of the tool globs that rules for unknown tools (`d`'s
+/// `generic_unknown`) need, when each of them needs one: every step is a
+/// rule whose fast form at its entry point tests a tool name list without
+/// `*` and whose exact names the table all knows (so an unknown tool passes
+/// the list only through a glob). `None` when any step could decide
+/// without a glob matching.
+fn unknown_globs(
+    d: &Dispatch,
+    fast: &[FastRule],
+    g: &GlobIndex,
+    exact_indexed: &[bool],
+) -> Option<Vec<u64>> {
+    let mut mask = vec![0u64; MAX_TOOL_GLOBS / 64];
+    for (_, step) in &d.generic_unknown {
+        let Step::Rule { rule, pc, .. } = *step else {
+            return None;
+        };
+        let (Field::Tool, list) = fast.get(rule as usize)?.at(pc)?.names? else {
+            return None;
+        };
+        let list = list as usize;
+        if g.star.get(list) != Some(&false) || exact_indexed.get(list) != Some(&true) {
+            return None;
+        }
+        for (m, w) in mask.iter_mut().zip(g.masks.get(list)?) {
+            *m |= w;
+        }
+    }
+    Some(mask)
 }
 
 /// Per known-tool list of `d`: the rule that decides every call of that
@@ -256,6 +302,10 @@ pub(crate) struct Run {
     pub names: Option<(Field, u16)>,
     /// Per step: whether it needs `names` to hold.
     pub named: Vec<bool>,
+    /// Whether every step needs `names`: when the name test fails, no step
+    /// can decide and the run's sets need not run (an unknown tool against
+    /// rules on tool globs).
+    pub all_named: bool,
     /// Per step: its order key (a step of the other list with a smaller key
     /// than a step of the run cuts the run there).
     pub keys: Vec<u32>,
@@ -268,6 +318,81 @@ pub(crate) struct Run {
     /// The positions (in the run) of its [`ALWAYS`] steps: when the run's
     /// sets found nothing, only those can decide.
     pub always: Vec<u32>,
+    /// The result words (by index) that hold the run's bits: `words.0` up
+    /// to `words.1`. The set bits found there are few; walking them finds
+    /// the first deciding step without testing every step's bit.
+    pub words: (u32, u32),
+    /// The distinct bits the steps test, ascending, each with its range of
+    /// `bit_steps`: the positions of the steps that test it, ascending.
+    pub by_bit: Vec<(u16, u32, u32)>,
+    pub bit_steps: Vec<u32>,
+    /// When the run's bits span at most [`DENSE_SPAN`] bits: per bit from
+    /// the first one (`words.0 * 64`), 1 + its index in `by_bit`, or 0 for a
+    /// bit no step tests. Otherwise empty (`by_bit` is searched).
+    pub dense: Vec<u16>,
+}
+
+/// The widest span of result bits a run indexes with a table (2 KiB).
+const DENSE_SPAN: usize = 1024;
+
+impl Run {
+    /// Fills `words`, `by_bit` and `bit_steps` from `bits`.
+    fn index_bits(&mut self) {
+        let mut pairs: Vec<(u16, u32)> = self
+            .bits
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b != ALWAYS)
+            .map(|(k, &b)| (b, k as u32))
+            .collect();
+        pairs.sort_unstable();
+        self.bit_steps = pairs.iter().map(|p| p.1).collect();
+        self.by_bit.clear();
+        for (i, &(bit, _)) in pairs.iter().enumerate() {
+            match self.by_bit.last_mut() {
+                Some(last) if last.0 == bit => last.2 = i as u32 + 1,
+                _ => self.by_bit.push((bit, i as u32, i as u32 + 1)),
+            }
+        }
+        self.words = match (self.by_bit.first(), self.by_bit.last()) {
+            (Some(lo), Some(hi)) => (lo.0 as u32 / 64, hi.0 as u32 / 64 + 1),
+            _ => (0, 0),
+        };
+        let span = (self.words.1 - self.words.0) as usize * 64;
+        self.dense.clear();
+        if span <= DENSE_SPAN {
+            self.dense = vec![0; span];
+            let lo = self.words.0 as usize * 64;
+            for (i, &(bit, _, _)) in self.by_bit.iter().enumerate() {
+                if let Some(d) = self.dense.get_mut(bit as usize - lo) {
+                    *d = i as u16 + 1;
+                }
+            }
+        }
+    }
+
+    /// The positions of the steps that test result bit `bit`, ascending.
+    #[inline]
+    pub fn steps_of(&self, bit: u16) -> &[u32] {
+        let i = if self.dense.is_empty() {
+            self.by_bit.binary_search_by_key(&bit, |e| e.0).ok()
+        } else {
+            let lo = self.words.0 as usize * 64;
+            let d = (bit as usize)
+                .checked_sub(lo)
+                .and_then(|k| self.dense.get(k))
+                .copied()
+                .unwrap_or(0);
+            (d as usize).checked_sub(1)
+        };
+        match i.and_then(|i| self.by_bit.get(i)) {
+            Some(&(_, from, to)) => self
+                .bit_steps
+                .get(from as usize..to as usize)
+                .unwrap_or(&[]),
+            None => &[],
+        }
+    }
 }
 
 /// The bit value of an "always" step.
@@ -354,6 +479,8 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
                 run.bits.push(bit);
                 run.rules.push(rule);
             }
+            run.all_named = run.named.iter().all(|&n| n);
+            run.index_bits();
             run.always = (0..run.bits.len() as u32)
                 .filter(|&k| run.bits.get(k as usize) == Some(&ALWAYS))
                 .collect();
@@ -471,6 +598,51 @@ impl GlobIndex {
             simple,
         })
     }
+
+    /// Which globs match `name`, as bits by pattern id.
+    pub fn which(&self, name: &str) -> ToolGlobs {
+        let mut bits = [0u64; MAX_TOOL_GLOBS / 64];
+        self.which_into(name, &mut bits);
+        bits
+    }
+
+    /// Sets the bits of the globs that match `name` in `bits` (zeros).
+    pub fn which_into(&self, name: &str, bits: &mut ToolGlobs) {
+        let mut set = |id: usize| {
+            if let Some(w) = bits.get_mut(id / 64) {
+                *w |= 1 << (id % 64);
+            }
+        };
+        match &self.simple {
+            Some(simple) if !has_lf(name) => {
+                for (id, pieces) in simple.iter().enumerate() {
+                    if pieces_match(pieces, name) {
+                        set(id);
+                    }
+                }
+            }
+            _ => self.engine.which(name, |id| {
+                set(id);
+                false
+            }),
+        }
+    }
+}
+
+/// Whether a name has a line feed, which no glob's `*` matches (a byte
+/// loop: tool names are short, and `str::contains` costs more to set up).
+#[inline]
+pub(crate) fn has_lf(name: &str) -> bool {
+    name.bytes().any(|b| b == b'\n')
+}
+
+/// The tool globs that match a name, as bits by pattern id.
+pub(crate) type ToolGlobs = [u64; MAX_TOOL_GLOBS / 64];
+
+/// Whether a mask and a glob result share a bit.
+#[inline]
+pub(crate) fn any_common(mask: &[u64], bits: &ToolGlobs) -> bool {
+    mask.iter().zip(bits.iter()).any(|(m, b)| m & b != 0)
 }
 
 #[cfg(test)]

@@ -550,6 +550,10 @@ pub struct FastSummary {
     /// key of the same name) scanned in one pass when the argument is a
     /// string.
     pub twin_sets: usize,
+    /// A tool the dispatch table does not know is decided by the entry's
+    /// end at once when none of the tool globs the rules for unknown tools
+    /// need matches it (every one of those rules needs a glob).
+    pub unknown_glob_gate: bool,
 }
 
 /// A verified, runnable program.
@@ -601,7 +605,12 @@ impl Program {
                 d.index.set_immediate(&per_list);
             }
         }
-        program.entry = crate::fast::entry(&program.chunks, &program.consts, &program.fast);
+        program.entry = crate::fast::entry(
+            &program.chunks,
+            &program.consts,
+            &program.fast,
+            program.globs.as_ref(),
+        );
         // Result bits of the sets, slot by slot (verified: distinct slots,
         // at most MAX_TOTAL_SET_PATTERNS patterns in all).
         let mut sizes = [0usize; MAX_SETS];
@@ -680,6 +689,10 @@ impl Program {
     pub fn fast_summary(&self) -> FastSummary {
         let mut out = FastSummary {
             entry_shortcut: self.entry.is_some(),
+            unknown_glob_gate: self
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.unknown_globs.is_some()),
             twin_sets: self
                 .consts
                 .iter()

@@ -70,6 +70,14 @@ pub fn run(args: Args) -> ExitCode {
                 if n == 1 { "" } else { "s" }
             );
             println!("twin sets       {}", fast.twin_sets);
+            println!(
+                "unknown tools   {}",
+                if fast.unknown_glob_gate {
+                    "glob gate (a tool no rule's glob matches is decided at once)"
+                } else {
+                    "no gate (a rule may apply to any tool)"
+                }
+            );
             println!("code bytes      {}", program.code_size());
             println!("program bytes   {}", bytes.len());
             println!("source files    {}", compiled.sources.files().len());
