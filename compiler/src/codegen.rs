@@ -346,7 +346,21 @@ impl Gen {
                 });
             }
         }
-        groups.retain(|g| g.2.len() >= 2);
+        // A lone test is kept as a set when the same key is tested on the
+        // other side (a Kvlar `conditions` field and the `parameters` key
+        // of the same name): the VM scans such twins in one pass, so the
+        // lone test costs nothing more and its rule joins the bit runs.
+        let partner = |g: &(String, SetSubject, Vec<String>)| match &g.1 {
+            SetSubject::KvField(k) => Some(format!("p{k}")),
+            SetSubject::KvParam(k) => Some(format!("f{k}")),
+            SetSubject::Args(_) => None,
+        };
+        let keep: Vec<bool> = groups
+            .iter()
+            .map(|g| g.2.len() >= 2 || partner(g).is_some_and(|p| groups.iter().any(|h| h.0 == p)))
+            .collect();
+        let mut keep = keep.into_iter();
+        groups.retain(|_| keep.next().unwrap_or(false));
         // Largest first; ties keep first-seen order (stable sort: deterministic).
         groups.sort_by_key(|g| std::cmp::Reverse(g.2.len()));
         let mut slot = 0u8;

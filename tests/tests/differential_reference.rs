@@ -1092,21 +1092,24 @@ fn bit_runs_keep_first_match_order() {
     yaml += &rule("r4", "contains", "a");
     yaml += "  - id: p5\n    description: d\n    match_on:\n      resources: [t]\n      parameters:\n        x: \"e\"\n    effect:\n      type: deny\n      reason: p\n";
     yaml += &rule("r6", "matches", "f|bb");
+    yaml += "  - id: p7\n    description: d\n    match_on:\n      resources: [t]\n      parameters:\n        w: \"g\"\n    effect:\n      type: deny\n      reason: p\n";
     yaml += "  - id: last\n    tools: [t]\n    effect: allow\n";
     let compiled =
         kvlar_compiler::compile_str("runs.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
-    // For tool `t`: r0–r4 are one run, cut by `generic` (the other list);
-    // `p5` (a lone `parameters` regex, no set) is not inline; r6 and `last`
-    // are too short a run.
+    // For tool `t`: r0–r6 are one run, cut by `generic` (the other list)
+    // when it is tried. `p5`, a lone `parameters` regex on `x`, is a set of
+    // its own all the same: the twin of the conditions set on `x`. `p7`, a
+    // lone `parameters` regex on `w` (no twin), is not inline and ends the
+    // run; `last` alone is too short a run.
     assert_eq!(
         compiled.program.fast_summary(),
         kvlar_vm::program::FastSummary {
-            inline_rules: 7,
+            inline_rules: 8,
             runs: 1,
-            run_steps: 5,
+            run_steps: 7,
             entry_shortcut: true,
             immediate_tools: 0,
-            twin_sets: 0,
+            twin_sets: 1,
             unknown_glob_gate: false,
         }
     );
@@ -1120,6 +1123,8 @@ fn bit_runs_keep_first_match_order() {
         (serde_json::json!({"x": "ze"}), "p5"),
         (serde_json::json!({"x": "zf"}), "r6"),
         (serde_json::json!({"x": "zz"}), "last"),
+        (serde_json::json!({"x": "zz", "w": "ggg"}), "p7"),
+        (serde_json::json!({"x": "ze", "w": "ggg"}), "p5"),
         // Not a string: Kvlar reads "" for conditions, the JSON text for
         // `parameters` (`5` has no `e`).
         (serde_json::json!({"x": 5}), "last"),
@@ -1343,6 +1348,63 @@ fn twin_sets_decide_like_the_reference() {
     ];
     for (args, want) in cases {
         assert_decides(&compiled, "t", args, want);
+    }
+
+    // A lone test on one side is still a set, the other side's twin, and
+    // its rule is decided inline like the others: a lone condition, a lone
+    // `parameters` regex, and one of each.
+    let head = "name: twins\ndescription: d\nversion: \"1\"\nrules:\n";
+    let last = "  - id: last\n    tools: [t]\n    effect: allow\n";
+    let variants: [(String, &[(Value, &str)]); 3] = [
+        (
+            cond("c-rm", "matches", "\\brm\\b")
+                + &param("p-quote", "\"")
+                + &param("p-digits", "^[0-9]+$"),
+            &[
+                (serde_json::json!({"cmd": "rm 1"}), "c-rm"),
+                (serde_json::json!({"cmd": "12"}), "p-digits"),
+                (serde_json::json!({"cmd": ["rm"]}), "p-quote"),
+                (serde_json::json!({"cmd": 7}), "p-digits"),
+                (serde_json::json!({"cmd": "ls"}), "last"),
+            ],
+        ),
+        (
+            cond("c-rm", "matches", "\\brm\\b")
+                + &cond("c-sudo", "contains", "sudo")
+                + &param("p-curl", "curl"),
+            &[
+                (serde_json::json!({"cmd": "sudo curl"}), "c-sudo"),
+                (serde_json::json!({"cmd": "curl rm"}), "c-rm"),
+                (serde_json::json!({"cmd": "curl"}), "p-curl"),
+                (serde_json::json!({"cmd": ["curl"]}), "p-curl"),
+                (serde_json::json!({"cmd": "ls"}), "last"),
+            ],
+        ),
+        (
+            cond("c-empty", "matches", "^$") + &param("p-digits", "^[0-9]+$"),
+            &[
+                (serde_json::json!({"cmd": ""}), "c-empty"),
+                (serde_json::json!({"cmd": "9"}), "p-digits"),
+                (serde_json::json!({"cmd": 9}), "c-empty"),
+                (serde_json::json!({"cmd": "a"}), "last"),
+                (serde_json::json!({}), "last"),
+            ],
+        ),
+    ];
+    for (rules, cases) in &variants {
+        let yaml = format!("{head}{rules}{last}");
+        let compiled =
+            kvlar_compiler::compile_str("twins.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
+        let fast = compiled.program.fast_summary();
+        assert_eq!(fast.twin_sets, 1, "{yaml}");
+        assert_eq!(
+            fast.inline_rules,
+            rules.matches("- id:").count() + 1,
+            "{yaml}"
+        );
+        for (args, want) in cases.iter() {
+            assert_decides(&compiled, "t", args, want);
+        }
     }
 }
 
