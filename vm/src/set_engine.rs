@@ -47,6 +47,12 @@ impl std::fmt::Debug for SetEngine {
 impl SetEngine {
     /// Compiles `patterns`; `None` if they do not compile.
     pub fn new(patterns: &[String]) -> Option<SetEngine> {
+        Self::build(patterns, None)
+    }
+
+    /// [`SetEngine::new`] with the lazy DFA's cache capacity in bytes
+    /// (`None`: regex-automata's default, 2 MiB).
+    fn build(patterns: &[String], cache_capacity: Option<usize>) -> Option<SetEngine> {
         let prefilter = crate::prefilter::for_set(patterns);
         let config = meta::Regex::config()
             .match_kind(MatchKind::All)
@@ -58,14 +64,18 @@ impl SetEngine {
         // The same syntax, match kind and give-up rule (a cache cleared 3
         // times with under 10 bytes searched per state) as the meta
         // engine's lazy DFA.
+        let mut dfa_config = DFA::config()
+            .match_kind(MatchKind::All)
+            .unicode_word_boundary(true)
+            .minimum_cache_clear_count(Some(3))
+            .minimum_bytes_per_state(Some(10));
+        if let Some(bytes) = cache_capacity {
+            dfa_config = dfa_config
+                .cache_capacity(bytes)
+                .skip_cache_capacity_check(true);
+        }
         let lazy = DFA::builder()
-            .configure(
-                DFA::config()
-                    .match_kind(MatchKind::All)
-                    .unicode_word_boundary(true)
-                    .minimum_cache_clear_count(Some(3))
-                    .minimum_bytes_per_state(Some(10)),
-            )
+            .configure(dfa_config)
             .thompson(thompson::Config::new().which_captures(WhichCaptures::None))
             .build_many(patterns)
             .ok()
@@ -126,6 +136,9 @@ impl SetEngine {
                 .try_search_overlapping_fwd(&mut cache, &input, &mut state)
                 .is_err()
             {
+                // A cache keeps its clear count: without a reset, every
+                // later text that fills it would give up at once.
+                cache.reset(dfa);
                 return false;
             }
             match state.get_match() {
@@ -217,6 +230,47 @@ mod tests {
             false
         });
         assert_eq!(all, 10, "every match position is reported");
+    }
+
+    /// A text that keeps making new DFA states thrashes the cache: the lazy
+    /// DFA gives up (3 clears at under 10 bytes per state) and the meta
+    /// engine's answer is the one reported. (A small cache makes the
+    /// thrash quick; the rule is the same at the default 2 MiB.)
+    #[test]
+    fn a_thrashed_cache_hands_over_to_the_meta_engine() {
+        // `[ab]*a[ab]{10}` needs a state per distinct 11-byte window.
+        let p = pats(&["[ab]*a[ab]{10}c", "b{3}", "ab{5}a", "zz"]);
+        let e = SetEngine::build(&p, Some(16 * 1024)).expect("compiles");
+        // A fixed pseudo-random a/b text (xorshift), then a match of the
+        // first pattern.
+        let mut x: u32 = 0x9e37_79b9;
+        let mut text: String = (0..20_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                if x & 1 == 0 {
+                    'a'
+                } else {
+                    'b'
+                }
+            })
+            .collect();
+        text.push_str("abbbbbbbbbbc");
+        assert!(
+            !e.lazy_which(&text, &mut |_| false),
+            "the lazy DFA should have given up"
+        );
+        let mut ps = PatternSet::new(p.len());
+        e.meta
+            .which_overlapping_matches(&Input::new(&text), &mut ps);
+        let want: Vec<usize> = ps.iter().map(|p| p.as_usize()).collect();
+        assert_eq!(want, vec![0, 1, 2], "the text has every pattern but `zz`");
+        assert_eq!(which(&e, &text), want);
+        // The cache starts afresh after giving up: a short text is the lazy
+        // DFA's again (without the reset it would give up at once).
+        assert!(e.lazy_which("abbbbba", &mut |_| false));
+        assert_eq!(which(&e, "abbbbba"), vec![1, 2]);
     }
 
     #[test]
