@@ -18,7 +18,7 @@ use regex_automata::meta;
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::pool::Pool;
 use regex_automata::util::prefilter::Prefilter;
-use regex_automata::{Input, MatchKind, PatternSet};
+use regex_automata::{Input, MatchErrorKind, MatchKind, PatternSet};
 
 type CacheFn =
     Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
@@ -132,13 +132,13 @@ impl SetEngine {
         let mut cache = pool.get();
         let mut state = OverlappingState::start();
         loop {
-            if dfa
-                .try_search_overlapping_fwd(&mut cache, &input, &mut state)
-                .is_err()
-            {
-                // A cache keeps its clear count: without a reset, every
-                // later text that fills it would give up at once.
-                cache.reset(dfa);
+            if let Err(e) = dfa.try_search_overlapping_fwd(&mut cache, &input, &mut state) {
+                // A thrashed cache keeps its clear count: without a reset,
+                // every later text that fills it would give up at once. (A
+                // non-ASCII byte under a Unicode `\b` leaves it sound.)
+                if matches!(e.kind(), MatchErrorKind::GaveUp { .. }) {
+                    cache.reset(dfa);
+                }
                 return false;
             }
             match state.get_match() {
