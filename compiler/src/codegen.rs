@@ -16,7 +16,7 @@ use kvlar_vm::op::{encode, Instr};
 use kvlar_vm::op::{Field, KvOp};
 use kvlar_vm::program::{
     Chunk, Const, DebugEntry, Dispatch, Matcher, PolicyInfo, ProgramParts, RegexSet, RuleInfo,
-    SetSubject, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS,
+    SetSubject, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS, MAX_TOTAL_SET_PATTERNS,
 };
 use kvlar_vm::Program;
 
@@ -364,13 +364,20 @@ impl Gen {
         // Largest first; ties keep first-seen order (stable sort: deterministic).
         groups.sort_by_key(|g| std::cmp::Reverse(g.2.len()));
         let mut slot = 0u8;
+        let mut total = 0usize;
         for (key, subject, patterns) in groups {
             if slot as usize >= MAX_SETS {
                 break;
             }
+            // The VM takes at most MAX_TOTAL_SET_PATTERNS in all: a group
+            // past that keeps its tests as plain regexes.
+            if total + patterns.len() > MAX_TOTAL_SET_PATTERNS {
+                continue;
+            }
             let Some(set) = RegexSet::new(slot, subject, patterns.clone()) else {
                 continue;
             };
+            total += patterns.len();
             let index = self.consts.len() as u16;
             self.consts.push(Const::RegexSet(set));
             for (i, pat) in patterns.into_iter().enumerate() {

@@ -1574,3 +1574,40 @@ fn unknown_tools_meet_only_rules_whose_glob_matches() {
     assert_decides(&any, "send_email", &good, "any-tool");
     assert_decides(&any, "send_email", &bad, "_default_deny");
 }
+
+/// The compiler keeps the regex sets within the VM's total of 4,096
+/// patterns: two full sets of 2,048 take it all, and the twin pair that
+/// would come next stays two plain regex tests (before, such a policy
+/// failed verification).
+#[test]
+fn regex_sets_stay_within_the_total_pattern_limit() {
+    let mut yaml = String::from("name: full\ndescription: d\nversion: \"1\"\nrules:\n");
+    for field in ["x", "y"] {
+        for i in 0..2048 {
+            yaml += &format!("  - id: {field}{i}\n    description: d\n    match_on:\n      resources: [t]\n      conditions:\n        - field: {field}\n          operator: contains\n          value: \"n{i}-\"\n    effect:\n      type: deny\n      reason: r\n");
+        }
+    }
+    yaml += "  - id: c\n    description: d\n    match_on:\n      resources: [t]\n      conditions:\n        - field: cmd\n          operator: matches\n          value: \"^rm\"\n    effect:\n      type: deny\n      reason: r\n";
+    yaml += "  - id: p\n    description: d\n    match_on:\n      resources: [t]\n      parameters:\n        cmd: \"sudo\"\n    effect:\n      type: deny\n      reason: r\n";
+    yaml += "  - id: last\n    tools: [t]\n    effect: allow\n";
+    let compiled =
+        kvlar_compiler::compile_str("full.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
+    let sets = compiled
+        .program
+        .consts()
+        .iter()
+        .filter(|c| matches!(c, kvlar_vm::program::Const::RegexSet(_)))
+        .count();
+    assert_eq!(sets, 2);
+    assert_eq!(compiled.program.fast_summary().twin_sets, 0);
+    let cases: &[(Value, &str)] = &[
+        (serde_json::json!({"x": "a n2047- b"}), "x2047"),
+        (serde_json::json!({"y": "n0-"}), "y0"),
+        (serde_json::json!({"cmd": "rm -rf"}), "c"),
+        (serde_json::json!({"cmd": "sudo ls"}), "p"),
+        (serde_json::json!({"cmd": "ls"}), "last"),
+    ];
+    for (args, want) in cases {
+        assert_decides(&compiled, "t", args, want);
+    }
+}

@@ -916,6 +916,7 @@ fn scan_parts<const K: usize>(
                 // In range for a verified program (`run_sized` sizes `bits`
                 // for every pattern).
                 let b = base + p;
+                debug_assert!(b / 64 < bits.len(), "result bit {b} out of range");
                 if let Some(word) = bits.get_mut(b / 64) {
                     if *word & (1 << (b % 64)) == 0 {
                         *word |= 1 << (b % 64);

@@ -16,7 +16,8 @@ use thiserror::Error;
 
 use crate::op::{decode, DecodeError, Instr, KvOp};
 use crate::program::{
-    Const, Dispatch, Program, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS, MAX_TOTAL_SET_PATTERNS,
+    Const, Dispatch, Matcher, Program, Step, MAX_REGS, MAX_SETS, MAX_SET_PATTERNS,
+    MAX_TOTAL_SET_PATTERNS,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -92,6 +93,8 @@ pub enum VerifyError {
     BadDispatch { index: usize, why: String },
     #[error("too many {what}: {count} (at most 65535)")]
     TooMany { what: &'static str, count: usize },
+    #[error("name list #{index}: the glob {glob:?} does not carry its own regex")]
+    BadGlob { index: usize, glob: String },
 }
 
 /// Verifies a whole program.
@@ -126,9 +129,26 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
     }
     let mut slots = [false; MAX_SETS];
     let mut total_patterns = 0usize;
+    // The chunk each rule is entered in (0: not seen; no rule lives in the
+    // entry chunk): the fast forms are derived per rule.
+    let mut rule_chunks = vec![0u16; p.rules.len()];
     for (index, c) in p.consts.iter().enumerate() {
         match c {
-            Const::Dispatch(d) => verify_dispatch(p, d, index, &boundaries)?,
+            Const::Dispatch(d) => verify_dispatch(p, d, index, &boundaries, &mut rule_chunks)?,
+            // The fast tool-name paths match a glob by its text, the rest
+            // by its regex: they must be the same pattern.
+            Const::Matchers(ms) => {
+                for m in ms {
+                    if let Matcher::Glob { glob, re } = m {
+                        if crate::kvlar::glob_regex(glob).as_deref() != Some(re.as_str()) {
+                            return Err(VerifyError::BadGlob {
+                                index,
+                                glob: glob.clone(),
+                            });
+                        }
+                    }
+                }
+            }
             Const::RegexSet(rs) => {
                 let slot = rs.slot as usize;
                 if slot >= MAX_SETS || slots[slot] {
@@ -174,12 +194,14 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
 }
 
 /// Every step names an existing rule / policy and enters a body chunk at an
-/// instruction boundary; every list is in strictly increasing order.
+/// instruction boundary, each rule always in the same chunk; every list is
+/// in strictly increasing order.
 fn verify_dispatch(
     p: &Program,
     d: &Dispatch,
     index: usize,
     boundaries: &[Vec<bool>],
+    rule_chunks: &mut [u16],
 ) -> Result<(), VerifyError> {
     let bad = |why: String| VerifyError::BadDispatch { index, why };
     for (_, list) in &d.names {
@@ -209,6 +231,15 @@ fn verify_dispatch(
                             .unwrap_or(false);
                     if !ok {
                         return Err(bad(format!("chunk {chunk} has no instruction at {pc}")));
+                    }
+                    match rule_chunks.get_mut(rule as usize) {
+                        Some(seen) if *seen == 0 => *seen = chunk,
+                        Some(seen) if *seen != chunk => {
+                            return Err(bad(format!(
+                                "rule #{rule} is entered in chunk {seen} and in chunk {chunk}"
+                            )))
+                        }
+                        _ => {}
                     }
                 }
                 Step::DefaultAllow { policy } => {

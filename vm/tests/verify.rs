@@ -2,7 +2,9 @@
 //! its own error; a valid program round-trips byte for byte.
 
 use kvlar_vm::op::{encode, Field, Instr, Quant, TestOp};
-use kvlar_vm::program::{Chunk, Const, Matcher, PolicyInfo, ProgramParts, RuleInfo};
+use kvlar_vm::program::{
+    Chunk, Const, Dispatch, Matcher, PolicyInfo, ProgramParts, RuleInfo, Step,
+};
 use kvlar_vm::{Call, Effect, LoadError, Program, VerifyError};
 use serde_json::json;
 
@@ -37,8 +39,9 @@ fn parts(chunks: Vec<Vec<u8>>) -> ProgramParts {
     }
 }
 
-fn valid() -> Program {
-    Program::new(parts(vec![code(&[
+/// Decides rule 0 when the tool passes name list #0, else halts.
+fn decide_if_named() -> Vec<u8> {
+    code(&[
         Instr::NameIn {
             field: Field::Tool,
             list: 0,
@@ -46,8 +49,11 @@ fn valid() -> Program {
         Instr::JumpIfFalse { off: 3 },
         Instr::Decide { rule: 0 },
         Instr::Halt,
-    ])]))
-    .unwrap()
+    ])
+}
+
+fn valid() -> Program {
+    Program::new(parts(vec![decide_if_named()])).unwrap()
 }
 
 fn err(chunks: Vec<Vec<u8>>) -> VerifyError {
@@ -362,4 +368,66 @@ fn quantifier_semantics() {
     assert_eq!(p.step_bound(&miss), 5 + 2 * 3);
     assert_eq!(p.evaluate(&Call::mcp("t", &miss)).rule, "_default_deny");
     assert_eq!(p.evaluate(&Call::mcp("t", &not_list)).rule, "_default_deny");
+}
+
+/// A glob carries the regex of its own text: the fast tool-name paths
+/// match the text, the others the regex, so a program where they differ
+/// (a hand-made `.kvbc`) is refused.
+#[test]
+fn a_glob_carries_its_own_regex() {
+    let glob = |glob: &str, re: &str| Matcher::Glob {
+        glob: glob.into(),
+        re: regex::Regex::new(re).unwrap(),
+    };
+    let main = decide_if_named();
+    let mut ps = parts(vec![main.clone()]);
+    ps.consts[0] = Const::Matchers(vec![glob("zzz*", "^exec.*$")]);
+    assert_eq!(
+        Program::new(ps).unwrap_err(),
+        VerifyError::BadGlob {
+            index: 0,
+            glob: "zzz*".into()
+        }
+    );
+    let mut ps = parts(vec![main]);
+    let own = kvlar_vm::kvlar::glob_regex("exec*").expect("a glob");
+    ps.consts[0] = Const::Matchers(vec![glob("exec*", &own)]);
+    let p = Program::new(ps).expect("a glob with its own regex");
+    let args = json!({});
+    assert_eq!(p.evaluate(&Call::mcp("exec_x", &args)).rule, "r");
+    assert_eq!(p.evaluate(&Call::mcp("zzz", &args)).rule, "_default_deny");
+}
+
+/// Each rule is entered in one chunk (its fast forms are derived per rule):
+/// a dispatch table that enters a rule in two chunks is refused.
+#[test]
+fn a_rule_is_entered_in_one_chunk() {
+    let entry = code(&[Instr::Dispatch { table: 3 }, Instr::Halt]);
+    let body = code(&[Instr::SetFlag { value: true }, Instr::Return]);
+    let with = |unknown_chunk: u16| {
+        let mut ps = parts(vec![entry.clone(), body.clone(), body.clone()]);
+        let rule = |chunk| Step::Rule {
+            rule: 0,
+            chunk,
+            pc: 0,
+        };
+        ps.consts.push(Const::Dispatch(Dispatch::new(
+            vec![("bash".into(), 0)],
+            vec![vec![(0, rule(1))]],
+            vec![],
+            vec![(0, rule(unknown_chunk))],
+        )));
+        Program::new(ps)
+    };
+    assert_eq!(
+        with(2).unwrap_err(),
+        VerifyError::BadDispatch {
+            index: 3,
+            why: "rule #0 is entered in chunk 1 and in chunk 2".into()
+        }
+    );
+    let p = with(1).expect("one chunk per rule");
+    let args = json!({});
+    assert_eq!(p.evaluate(&Call::mcp("bash", &args)).rule, "r");
+    assert_eq!(p.evaluate(&Call::mcp("other", &args)).rule, "r");
 }
