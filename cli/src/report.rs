@@ -2,6 +2,25 @@
 
 use std::io::IsTerminal;
 
+/// `println!` that ignores a closed stdout (`kvlar compile --emit asm … |
+/// head`) instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use outln;
+
+/// `print!` that ignores a closed stdout (see [`outln`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use out;
+
 /// Sets miette's report style: colours only on a terminal, never in CI logs.
 pub fn install_hook() {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -9,16 +9,7 @@ use miette::{
 use serde_json::{json, Value};
 
 use crate::policy_load::Loaded;
-
-/// `println!` that ignores a closed stdout (`kvlar test … | head`) instead of
-/// panicking on the broken pipe.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-pub(crate) use outln;
+use crate::report::outln;
 
 /// One test the VM ran, with the value it saw.
 pub struct TestLine {

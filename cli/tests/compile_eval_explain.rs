@@ -281,3 +281,47 @@ fn explain_json_carries_the_trace() {
     );
     assert_eq!(considered[1]["matched"], true);
 }
+
+/// A reader that goes away (`kvlar compile --emit asm … | head`) ends the
+/// output quietly: no panic on the broken pipe. The disassembly is larger
+/// than a pipe's buffer, so the writes past it meet the closed pipe
+/// whenever the reader closes.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let dir = temp_dir("epipe");
+    let mut yaml = String::from("name: big\ndescription: d\nversion: \"1\"\nrules:\n");
+    for i in 0..800 {
+        yaml += &format!("  - id: rule-{i}\n    description: d\n    match_on:\n      resources: [tool_{i}, \"x*\"]\n      conditions:\n        - field: path\n          operator: contains\n          value: needle-{i}\n    effect:\n      type: deny\n      reason: r\n");
+    }
+    let policy = dir.join("big.yaml");
+    std::fs::write(&policy, yaml).expect("write policy");
+    let policy = policy.to_string_lossy().into_owned();
+    for emit in ["asm", "ir"] {
+        // stderr to a file: a pipe nobody reads while stdout is read could
+        // fill up and stall kvlar.
+        let err_path = dir.join(format!("{emit}.stderr"));
+        let err_file = std::fs::File::create(&err_path).expect("stderr file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kvlar"))
+            .args(["compile", &policy, "--emit", emit])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err_file)
+            .spawn()
+            .expect("kvlar runs");
+        {
+            use std::io::Read;
+            let mut head = [0u8; 64];
+            let mut out = child.stdout.take().expect("stdout");
+            out.read_exact(&mut head).expect("the first bytes");
+        }
+        let status = child.wait().expect("kvlar finishes");
+        let err = std::fs::read_to_string(&err_path).expect("stderr");
+        assert!(!err.contains("panicked"), "--emit {emit}: {err}");
+        assert!(
+            err.contains("compiled 1 policy (800 rules)"),
+            "--emit {emit}: {err}"
+        );
+        assert!(status.success(), "--emit {emit}: {err}");
+    }
+}

@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::ValueEnum;
 
 use crate::report;
+use crate::report::{out, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,25 +53,25 @@ pub fn run(args: Args) -> ExitCode {
     }
     let yaml_bytes: usize = compiled.sources.files().iter().map(|f| f.text.len()).sum();
     match args.emit {
-        Some(Emit::Asm) => print!("{}", program.disassemble()),
-        Some(Emit::Ir) => print!("{}", compiled.ir),
+        Some(Emit::Asm) => out!("{}", program.disassemble()),
+        Some(Emit::Ir) => out!("{}", compiled.ir),
         Some(Emit::Stats) => {
-            println!("policies        {}", program.policy_count());
-            println!("rules           {}", program.rule_count());
-            println!("constants       {}", program.consts().len());
-            println!("chunks          {}", program.chunks().len());
-            println!("registers       {}", program.nregs());
+            outln!("policies        {}", program.policy_count());
+            outln!("rules           {}", program.rule_count());
+            outln!("constants       {}", program.consts().len());
+            outln!("chunks          {}", program.chunks().len());
+            outln!("registers       {}", program.nregs());
             let fast = program.fast_summary();
-            println!("inline rules    {}", fast.inline_rules);
-            println!("bit runs        {} ({} steps)", fast.runs, fast.run_steps);
+            outln!("inline rules    {}", fast.inline_rules);
+            outln!("bit runs        {} ({} steps)", fast.runs, fast.run_steps);
             let n = fast.immediate_tools;
-            println!(
+            outln!(
                 "entry shortcut  {} ({n} tool{} decided by the lookup alone)",
                 if fast.entry_shortcut { "yes" } else { "no" },
                 if n == 1 { "" } else { "s" }
             );
-            println!("twin sets       {}", fast.twin_sets);
-            println!(
+            outln!("twin sets       {}", fast.twin_sets);
+            outln!(
                 "unknown tools   {}",
                 if fast.unknown_glob_gate {
                     "glob gate (a tool no rule's glob matches is decided at once)"
@@ -78,16 +79,16 @@ pub fn run(args: Args) -> ExitCode {
                     "no gate (a rule may apply to any tool)"
                 }
             );
-            println!("code bytes      {}", program.code_size());
-            println!("program bytes   {}", bytes.len());
-            println!("source files    {}", compiled.sources.files().len());
-            println!("source bytes    {yaml_bytes}");
-            println!(
+            outln!("code bytes      {}", program.code_size());
+            outln!("program bytes   {}", bytes.len());
+            outln!("source files    {}", compiled.sources.files().len());
+            outln!("source bytes    {yaml_bytes}");
+            outln!(
                 "size ratio      {:.2}",
                 bytes.len() as f64 / yaml_bytes.max(1) as f64
             );
-            println!("compile time    {:.3} ms", elapsed.as_secs_f64() * 1e3);
-            println!("hash            {}", program.hash_hex());
+            outln!("compile time    {:.3} ms", elapsed.as_secs_f64() * 1e3);
+            outln!("hash            {}", program.hash_hex());
         }
         None => {}
     }
@@ -115,7 +116,7 @@ pub fn run(args: Args) -> ExitCode {
     if args.emit.is_some() {
         eprintln!("{summary}");
     } else {
-        println!("{summary}");
+        outln!("{summary}");
     }
     ExitCode::SUCCESS
 }

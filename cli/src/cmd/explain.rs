@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::input;
 use crate::policy_load;
 use crate::report;
+use crate::report::outln;
 use crate::trace_view::{self, location, rule_span};
 
 #[derive(clap::Args)]
@@ -73,25 +74,27 @@ pub fn run(args: Args) -> ExitCode {
                 "policy_hash": program.hash_hex(),
                 "considered": considered,
             });
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
             );
         }
         Format::Text => {
-            println!("decision: {}", decision.effect);
+            outln!("decision: {}", decision.effect);
             match location(&loaded, trace.decided.and_then(|r| rule_span(&loaded, r))) {
-                Some(loc) => println!("rule:     {} ({loc})", decision.rule),
-                None => println!("rule:     {}", decision.rule),
+                Some(loc) => outln!("rule:     {} ({loc})", decision.rule),
+                None => outln!("rule:     {}", decision.rule),
             }
             if let Some(reason) = decision.reason {
-                println!("reason:   {reason}");
+                outln!("reason:   {reason}");
             }
-            println!(
+            outln!(
                 "call:     tool {:?}, agent {:?}, action {:?}",
-                call.tool, call.agent, call.action
+                call.tool,
+                call.agent,
+                call.action
             );
-            println!();
+            outln!();
             trace_view::print(&loaded, &rules);
         }
     }

@@ -9,7 +9,7 @@ use kvlar_compiler::diagnostic::did_you_mean;
 use kvlar_compiler::load::yaml::{self, YKind};
 
 use crate::report;
-use crate::trace_view::outln;
+use crate::report::outln;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -7,6 +7,7 @@ use kvlar_compiler::lint::tools::Inventory;
 use kvlar_compiler::lint::Warning;
 
 use crate::report;
+use crate::report::outln;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,7 +65,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     }
-    println!("{}", summary(warnings, notes));
+    outln!("{}", summary(warnings, notes));
     if failed || (args.deny_warnings && warnings > 0) {
         ExitCode::from(1)
     } else {

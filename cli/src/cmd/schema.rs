@@ -14,7 +14,7 @@ use kvlar_compiler::load::schema::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::trace_view::outln;
+use crate::report::outln;
 
 #[derive(clap::Args)]
 pub struct Args {}

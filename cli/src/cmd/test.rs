@@ -20,8 +20,9 @@ use serde_json::{json, Value};
 use crate::input::OwnedCall;
 use crate::policy_load::{self, Loaded};
 use crate::report;
+use crate::report::outln;
 use crate::testfile::{self, Case};
-use crate::trace_view::{self, location, outln, rule_span, RuleLine};
+use crate::trace_view::{self, location, rule_span, RuleLine};
 
 #[derive(clap::Args)]
 pub struct Args {

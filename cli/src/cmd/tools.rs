@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::report::fail;
+use crate::report::out;
 
 /// The protocol revision announced in `initialize`.
 const PROTOCOL_VERSION: &str = "2025-11-25";
@@ -72,7 +73,7 @@ pub fn run(args: Args) -> ExitCode {
                 path.display()
             );
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     ExitCode::SUCCESS
 }

@@ -25,6 +25,7 @@ use clap::ValueEnum;
 use miette::{Diagnostic, NamedSource, SourceSpan};
 
 use crate::report;
+use crate::report::{out, outln};
 use json::{Kind, Member, Node};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -610,7 +611,7 @@ fn edit(sel: &Selection, mode: Mode, w: &Wrapper) -> ExitCode {
         }
     }
     if done.is_empty() {
-        println!("nothing to change in {}", path.display());
+        outln!("nothing to change in {}", path.display());
         return ExitCode::SUCCESS;
     }
     let new_text = apply(&text, edits);
@@ -625,7 +626,7 @@ fn edit(sel: &Selection, mode: Mode, w: &Wrapper) -> ExitCode {
     }
     if sel.dry_run {
         let name = path.display().to_string();
-        print!(
+        out!(
             "{}",
             similar::TextDiff::from_lines(&text, &new_text)
                 .unified_diff()
@@ -653,14 +654,14 @@ fn edit(sel: &Selection, mode: Mode, w: &Wrapper) -> ExitCode {
             Some("the file was not changed"),
         );
     }
-    println!(
+    outln!(
         "{verb} {} in {} (backup: {})",
         done.join(", "),
         path.display(),
         backup.display()
     );
     if mode == Mode::Wrap {
-        println!("restart the MCP client to use it; `kvlar unwrap` undoes this");
+        outln!("restart the MCP client to use it; `kvlar unwrap` undoes this");
     }
     ExitCode::SUCCESS
 }
