@@ -355,12 +355,8 @@ impl Gen {
             SetSubject::KvParam(k) => Some(format!("f{k}")),
             SetSubject::Args(_) => None,
         };
-        let keep: Vec<bool> = groups
-            .iter()
-            .map(|g| g.2.len() >= 2 || partner(g).is_some_and(|p| groups.iter().any(|h| h.0 == p)))
-            .collect();
-        let mut keep = keep.into_iter();
-        groups.retain(|_| keep.next().unwrap_or(false));
+        let keys: std::collections::HashSet<String> = groups.iter().map(|g| g.0.clone()).collect();
+        groups.retain(|g| g.2.len() >= 2 || partner(g).is_some_and(|p| keys.contains(&p)));
         // Largest first; ties keep first-seen order (stable sort: deterministic).
         groups.sort_by_key(|g| std::cmp::Reverse(g.2.len()));
         let mut slot = 0u8;

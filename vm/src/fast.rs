@@ -220,7 +220,8 @@ fn unknown_globs(
     g: &GlobIndex,
     exact_indexed: &[bool],
 ) -> Option<Vec<u64>> {
-    let mut mask = vec![0u64; MAX_TOOL_GLOBS / 64];
+    // As long as the longest list mask: the per-call check reads no more.
+    let mut mask: Vec<u64> = Vec::new();
     for (_, step) in &d.generic_unknown {
         let Step::Rule { rule, pc, .. } = *step else {
             return None;
@@ -232,7 +233,11 @@ fn unknown_globs(
         if g.star.get(list) != Some(&false) || exact_indexed.get(list) != Some(&true) {
             return None;
         }
-        for (m, w) in mask.iter_mut().zip(g.masks.get(list)?) {
+        let list_mask = g.masks.get(list)?;
+        if mask.len() < list_mask.len() {
+            mask.resize(list_mask.len(), 0);
+        }
+        for (m, w) in mask.iter_mut().zip(list_mask) {
             *m |= w;
         }
     }
@@ -311,8 +316,6 @@ pub(crate) struct Run {
     pub keys: Vec<u32>,
     /// The regex-set constants the run reads.
     pub sets: Vec<u16>,
-    /// Per step: the global result bit it tests, or [`ALWAYS`].
-    pub bits: Vec<u16>,
     /// Per step: the rule that decides if its bit is set.
     pub rules: Vec<u16>,
     /// The positions (in the run) of its [`ALWAYS`] steps: when the run's
@@ -336,10 +339,13 @@ pub(crate) struct Run {
 const DENSE_SPAN: usize = 1024;
 
 impl Run {
-    /// Fills `words`, `by_bit` and `bit_steps` from `bits`.
-    fn index_bits(&mut self) {
-        let mut pairs: Vec<(u16, u32)> = self
-            .bits
+    /// Fills `always`, `words`, `by_bit`, `bit_steps` and `dense` from
+    /// `bits`: per step, the global result bit it tests or [`ALWAYS`].
+    fn index_bits(&mut self, bits: &[u16]) {
+        self.always = (0..bits.len() as u32)
+            .filter(|&k| bits.get(k as usize) == Some(&ALWAYS))
+            .collect();
+        let mut pairs: Vec<(u16, u32)> = bits
             .iter()
             .enumerate()
             .filter(|(_, &b)| b != ALWAYS)
@@ -465,6 +471,7 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
                 names,
                 ..Run::default()
             };
+            let mut bits = Vec::with_capacity(j - i);
             for k in i..j {
                 let (Some((n, set, bit)), Step::Rule { rule, .. }) = (form[k], list[k].1) else {
                     continue;
@@ -476,14 +483,11 @@ pub(crate) fn runs(list: &[(u32, Step)], fast: &[FastRule], consts: &[Const]) ->
                 }
                 run.named.push(n.is_some());
                 run.keys.push(list[k].0);
-                run.bits.push(bit);
+                bits.push(bit);
                 run.rules.push(rule);
             }
             run.all_named = run.named.iter().all(|&n| n);
-            run.index_bits();
-            run.always = (0..run.bits.len() as u32)
-                .filter(|&k| run.bits.get(k as usize) == Some(&ALWAYS))
-                .collect();
+            run.index_bits(&bits);
             out.runs.push(run);
             let id = out.runs.len() as u32;
             out.start[i..j].iter_mut().for_each(|s| *s = id);
