@@ -14,6 +14,12 @@
 //!   (`Instant`). p50 and p99 over all samples.
 //! - Pipelined throughput: N calls with a window of W in flight (a writer
 //!   thread, the reader returning credits); calls/s, median over rounds.
+//! - CPU per call: the CPU time (`/proc/PID/task/*/schedstat`, in ns) that
+//!   the client (this harness's threads), the proxy and the server process
+//!   (with every process it started) spent during each configuration's calls,
+//!   divided by the calls. With every process busy, N cores cannot carry more
+//!   than N / (their sum) calls per second: that bound is printed next to the
+//!   measured throughput.
 //! - Every chain is started once and kept; measurements are interleaved in
 //!   blocks, with the order rotated each round, so machine noise hits every
 //!   configuration alike.
@@ -253,6 +259,8 @@ fn check(line: &[u8], expect: Expect, chain: &str) -> Result<(), String> {
 
 struct Chain {
     name: String,
+    /// Whether the child is a proxy (its own children are the server).
+    is_proxy: bool,
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
@@ -276,6 +284,7 @@ impl Chain {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut chain = Chain {
             name: name.to_owned(),
+            is_proxy: name.contains("kvlar"),
             child,
             stdin,
             stdout: BufReader::with_capacity(256 * 1024, stdout),
@@ -348,8 +357,14 @@ impl Chain {
         Ok(rtt)
     }
 
-    /// `n` calls with up to `window` in flight; returns the wall time.
-    fn pipelined(&mut self, req: Request, n: usize, window: usize) -> Result<Duration, String> {
+    /// `n` calls with up to `window` in flight; returns the wall time and
+    /// the CPU time of the writer thread (the reader is the calling thread).
+    fn pipelined(
+        &mut self,
+        req: Request,
+        n: usize,
+        window: usize,
+    ) -> Result<(Duration, u64), String> {
         let first = self.next_id;
         self.next_id += n as u64;
         let (credit_tx, credit_rx) = mpsc::sync_channel::<()>(window);
@@ -359,7 +374,8 @@ impl Chain {
         let name = self.name.as_str();
         let start = Instant::now();
         let result = thread::scope(|s| {
-            let writer = s.spawn(move || -> Result<(), String> {
+            let writer = s.spawn(move || -> Result<u64, String> {
+                let cpu_start = thread_cpu_ns();
                 let mut line = Vec::with_capacity(256);
                 for i in 0..n {
                     if i >= window && credit_rx.recv().is_err() {
@@ -370,7 +386,7 @@ impl Chain {
                         .write_all(&line)
                         .map_err(|e| format!("{name}: write: {e}"))?;
                 }
-                Ok(())
+                Ok(thread_cpu_ns().saturating_sub(cpu_start))
             });
             let mut got = 0;
             let mut res = Ok(());
@@ -402,7 +418,18 @@ impl Chain {
             res.and(w)
         });
         let elapsed = start.elapsed();
-        result.map(|()| elapsed)
+        result.map(|writer_cpu| (elapsed, writer_cpu))
+    }
+
+    /// CPU time so far, in ns: the proxy process (if the chain has one) and
+    /// the server with every process under it.
+    fn cpu(&self) -> (u64, u64) {
+        let pid = self.child.id();
+        let below: u64 = descendants(pid).into_iter().map(process_cpu_ns).sum();
+        match self.is_proxy {
+            true => (process_cpu_ns(pid), below),
+            false => (0, process_cpu_ns(pid) + below),
+        }
     }
 
     fn stop(mut self) {
@@ -437,6 +464,87 @@ struct Config {
     throughput: bool,
     seq: Vec<Duration>,
     tput: Vec<f64>,
+    seq_cpu: Cpu,
+    tput_cpu: Cpu,
+}
+
+/// CPU time spent during a configuration's calls, in ns, and the calls.
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    client: u64,
+    proxy: u64,
+    server: u64,
+    calls: u64,
+}
+
+impl Cpu {
+    /// Adds what was spent between two readings of `(client, proxy, server)`.
+    fn add(&mut self, before: (u64, u64, u64), after: (u64, u64, u64), calls: usize) {
+        self.client += after.0.saturating_sub(before.0);
+        self.proxy += after.1.saturating_sub(before.1);
+        self.server += after.2.saturating_sub(before.2);
+        self.calls += calls as u64;
+    }
+
+    /// Per call, in µs: (client, proxy, server).
+    fn per_call(&self) -> Option<(f64, f64, f64)> {
+        let n = self.calls as f64 * 1e3;
+        (self.calls > 0).then(|| {
+            (
+                self.client as f64 / n,
+                self.proxy as f64 / n,
+                self.server as f64 / n,
+            )
+        })
+    }
+}
+
+/// Reads a `schedstat` file's first field: the task's time on a CPU, in ns.
+fn schedstat_ns(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The calling thread's CPU time, in ns (0 where `/proc` does not tell).
+fn thread_cpu_ns() -> u64 {
+    schedstat_ns(Path::new("/proc/thread-self/schedstat")).unwrap_or(0)
+}
+
+/// A process's CPU time, in ns: the sum over its live threads.
+fn process_cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| schedstat_ns(&t.path().join("schedstat")))
+        .sum()
+}
+
+/// Every process under `pid` (children, their children, …).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for k in kids
+                .split_whitespace()
+                .filter_map(|k| k.parse::<u32>().ok())
+            {
+                out.push(k);
+                todo.push(k);
+            }
+        }
+    }
+    out
 }
 
 fn run(o: &Options) -> Result<(), String> {
@@ -532,6 +640,8 @@ fn run(o: &Options) -> Result<(), String> {
                 throughput: tput,
                 seq: Vec::new(),
                 tput: Vec::new(),
+                seq_cpu: Cpu::default(),
+                tput_cpu: Cpu::default(),
             });
         }
     };
@@ -658,10 +768,12 @@ fn run(o: &Options) -> Result<(), String> {
             let c = &mut configs[(round + j) % k];
             let n = per_block(c);
             let chain = &mut chains[c.chain];
+            let before = cpu_now(chain, 0);
             for _ in 0..n {
                 let rtt = chain.call(c.request)?;
                 c.seq.push(rtt);
             }
+            c.seq_cpu.add(before, cpu_now(chain, 0), n);
         }
     }
 
@@ -678,7 +790,10 @@ fn run(o: &Options) -> Result<(), String> {
                 Mock => o.calls,
                 Everything => o.calls_everything,
             };
-            let t = chains[c.chain].pipelined(c.request, n, o.window)?;
+            let chain = &mut chains[c.chain];
+            let before = cpu_now(chain, 0);
+            let (t, writer_cpu) = chain.pipelined(c.request, n, o.window)?;
+            c.tput_cpu.add(before, cpu_now(chain, writer_cpu), n);
             c.tput.push(n as f64 / t.as_secs_f64());
         }
     }
@@ -689,6 +804,13 @@ fn run(o: &Options) -> Result<(), String> {
 
     report(o, &mut configs, &load_before, &load_after);
     Ok(())
+}
+
+/// `(client, proxy, server)` CPU so far, in ns; `extra` is client CPU spent
+/// on threads that have ended.
+fn cpu_now(chain: &Chain, extra: u64) -> (u64, u64, u64) {
+    let (proxy, server) = chain.cpu();
+    (thread_cpu_ns() + extra, proxy, server)
 }
 
 // ---------------------------------------------------------------- report
@@ -758,9 +880,10 @@ fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &s
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
-        "Machine: {} core(s), {}; load average {} before, {} after.",
+        "Machine: {} core(s), {}, {}; load average {} before, {} after.",
         cores,
         cpu_model(),
+        idle_setting(),
         load_before,
         load_after
     );
@@ -815,6 +938,8 @@ fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &s
         );
     }
 
+    cpu_table(configs, &stats, cores);
+
     // Targets (issue 4), for our proxy against the mock server.
     let find = |label: &str| configs.iter().position(|c| c.label == label);
     println!();
@@ -864,6 +989,66 @@ fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &s
                 verdict(r >= 0.90)
             );
         }
+    }
+}
+
+/// CPU per call of each process of a chain, and what that allows on this
+/// machine's cores when every process is busy (pipelined).
+fn cpu_table(configs: &[Config], stats: &[Stats], cores: usize) {
+    let fmt = |c: &Cpu| match c.per_call() {
+        Some((cl, px, sv)) => {
+            let px = match px {
+                0.0 => "—".to_owned(),
+                px => format!("{px:.2}"),
+            };
+            format!("{cl:.2} / {px} / {sv:.2}")
+        }
+        None => "—".to_owned(),
+    };
+    println!();
+    println!(
+        "CPU per call in µs, client / proxy / server (from `/proc/PID/task/*/schedstat`; \
+         the server with every process it started). With every process busy, {cores} core(s) \
+         carry at most {cores} / (the sum) calls/s:"
+    );
+    println!();
+    println!(
+        "| configuration | sequential | pipelined | pipelined bound on {cores} core(s) | measured |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (i, c) in configs.iter().enumerate() {
+        let bound = match c.tput_cpu.per_call() {
+            Some((cl, px, sv)) if c.throughput && cl + px + sv > 0.0 => {
+                format!("{:.0}", cores as f64 * 1e6 / (cl + px + sv))
+            }
+            _ => "—".to_owned(),
+        };
+        let measured = match stats[i].tput {
+            t if c.throughput && !t.is_nan() => format!("{t:.0}"),
+            _ => "—".to_owned(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            c.label,
+            fmt(&c.seq_cpu),
+            fmt(&c.tput_cpu),
+            bound,
+            measured
+        );
+    }
+}
+
+/// The guest's idle driver and its halt-poll setting, when there is one: on
+/// a VM whose idle vCPUs halt at once, waking a process on another vCPU is
+/// what a round trip between processes mostly costs.
+fn idle_setting() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    let driver = read("/sys/devices/system/cpu/cpuidle/current_driver");
+    let poll = read("/sys/module/haltpoll/parameters/guest_halt_poll_ns");
+    match (driver, poll) {
+        (Some(d), Some(p)) => format!("cpuidle driver {d}, guest_halt_poll_ns {p}"),
+        (Some(d), None) => format!("cpuidle driver {d}"),
+        _ => "cpuidle driver unknown".to_owned(),
     }
 }
 
