@@ -19,6 +19,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 /// JSON-RPC parse error.
 pub const PARSE_ERROR: i64 = -32700;
@@ -62,8 +63,8 @@ pub enum ClientLine<'a> {
 pub struct ToolCall<'a> {
     /// The request id as it was written (a number or a string).
     pub id: &'a RawValue,
-    /// `params.name`.
-    pub name: String,
+    /// `params.name` (borrowed from the line unless it has escapes).
+    pub name: Cow<'a, str>,
     /// `params.arguments` (`{}` when absent); always an object.
     pub args: Value,
 }
@@ -254,9 +255,10 @@ fn invalid_message(why: &str) -> String {
 
 fn shape(members: Members<'_>) -> Shape<'_> {
     let members = members.0;
-    let mut methods = Vec::new();
-    let mut ids = Vec::new();
-    let mut params = Vec::new();
+    // Each is there once in a well-formed message: no allocation for them.
+    let mut methods: SmallVec<[_; 2]> = SmallVec::new();
+    let mut ids: SmallVec<[_; 2]> = SmallVec::new();
+    let mut params: SmallVec<[_; 2]> = SmallVec::new();
     for (k, v) in &members {
         match &*fold(k) {
             "method" => methods.push((k, *v)),
@@ -335,42 +337,182 @@ fn tool_call<'a>(
         [] => return Err(reject("params are missing")),
         _ => return Err(reject("params are given more than once")),
     };
-    let duplicate = Cell::new(false);
-    let params = match (Strict { dup: &duplicate })
-        .deserialize(&mut serde_json::Deserializer::from_str(raw_params.get()))
-    {
+    let read = if raw_params.get().starts_with('{') {
+        read_params(raw_params.get())
+    } else {
+        read_params_value(raw_params.get())
+    };
+    let params = match read {
         Ok(p) => p,
         // Already validated as JSON; this only fails on numbers out of range and the like.
         Err(_) => return Err(reject("params could not be read")),
     };
-    if duplicate.get() {
+    if params.duplicate {
         return Err(reject(
             "params contain duplicate keys (keys may not repeat, nor differ only by case)",
         ));
     }
-    let Value::Object(mut params) = params else {
+    if !params.object {
         return Err(reject("params is not an object"));
-    };
+    }
     // A peer that matches keys case-insensitively (Go's encoding/json) would
     // read `Arguments` as the arguments we did not see.
-    if params
-        .keys()
-        .any(|k| matches!(&*fold(k), "name" | "arguments") && k != "name" && k != "arguments")
-    {
+    if params.lenient_key {
         return Err(reject(
             "params has a key that differs from `name` or `arguments` only by case, whitespace or invisible characters",
         ));
     }
-    let name = match params.remove("name") {
-        Some(Value::String(name)) => name,
+    let name = match params.name {
+        Some(Some(name)) => name,
         _ => return Err(reject("params.name is missing or not a string")),
     };
-    let args = match params.remove("arguments") {
+    let args = match params.arguments {
         None => Value::Object(Map::new()),
         Some(args @ Value::Object(_)) => args,
         Some(_) => return Err(reject("params.arguments is not an object")),
     };
     Ok(ToolCall { id, name, args })
+}
+
+/// What a `tools/call`'s `params` hold, read in one pass.
+struct Params<'a> {
+    /// Some object anywhere in `params` repeats a key (or two of its keys
+    /// differ only by case).
+    duplicate: bool,
+    /// `params` is an object (the other fields are empty otherwise).
+    object: bool,
+    /// A key that folds to `name` or `arguments` without being it.
+    lenient_key: bool,
+    /// `name`: `Some(None)` when it is there but not a string.
+    name: Option<Option<Cow<'a, str>>>,
+    arguments: Option<Value>,
+}
+
+/// Reads an object `params`: `arguments` is built into a [`Value`] (the VM
+/// reads it), `name` is borrowed, and every other member is only checked
+/// (parsed as strictly, duplicate keys noted, nothing built).
+fn read_params(text: &str) -> Result<Params<'_>, serde_json::Error> {
+    let duplicate = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let params = (ParamsSeed { dup: &duplicate }).deserialize(&mut de)?;
+    de.end()?;
+    Ok(Params {
+        duplicate: params.duplicate || duplicate.get(),
+        ..params
+    })
+}
+
+/// Reads a `params` that is not an object (refused, but its duplicate keys
+/// are reported first, as for an object).
+fn read_params_value(text: &str) -> Result<Params<'static>, serde_json::Error> {
+    let duplicate = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = (Strict { dup: &duplicate }).deserialize(&mut de)?;
+    de.end()?;
+    Ok(Params {
+        duplicate: duplicate.get(),
+        object: value.is_object(),
+        lenient_key: false,
+        name: None,
+        arguments: None,
+    })
+}
+
+struct ParamsSeed<'c> {
+    dup: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for ParamsSeed<'_> {
+    type Value = Params<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Params<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ParamsSeed<'_> {
+    type Value = Params<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
+        let mut out = Params {
+            duplicate: false,
+            object: true,
+            lenient_key: false,
+            name: None,
+            arguments: None,
+        };
+        let mut folded = FoldedKeys::default();
+        while let Some(Key(k)) = map.next_key()? {
+            match &*k {
+                "name" => out.name = Some(map.next_value_seed(NameSeed { dup: self.dup })?),
+                "arguments" => {
+                    out.arguments = Some(map.next_value_seed(Strict { dup: self.dup })?);
+                }
+                other => {
+                    out.lenient_key |= matches!(&*fold(other), "name" | "arguments");
+                    map.next_value_seed(Check { dup: self.dup })?;
+                }
+            }
+            if !folded.insert(key_fold_cow(k)) {
+                out.duplicate = true;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `params.name`: the string (borrowed unless escaped), or `None` for any
+/// other value (checked like the rest).
+struct NameSeed<'c> {
+    dup: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for NameSeed<'_> {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed<'_> {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        (Check { dup: self.dup }).visit_seq(seq).map(|()| None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        (Check { dup: self.dup }).visit_map(map).map(|()| None)
+    }
 }
 
 /// `params.requestId` of a `notifications/cancelled`.
@@ -418,6 +560,14 @@ fn key_fold_str(s: &str) -> Cow<'_, str> {
         Cow::Borrowed(s)
     } else {
         Cow::Owned(key_fold(s.chars()))
+    }
+}
+
+/// [`key_fold_str`] of a key that may own its text.
+fn key_fold_cow(k: Cow<'_, str>) -> Cow<'_, str> {
+    match k {
+        Cow::Borrowed(b) => key_fold_str(b),
+        Cow::Owned(o) => Cow::Owned(key_fold_str(&o).into_owned()),
     }
 }
 
@@ -616,8 +766,9 @@ impl Scanner<'_> {
 // ---------------------------------------------------------------------------
 // Deserialization helpers
 
-/// The top-level members of a JSON object, in order, keys decoded, values raw.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// The top-level members of a JSON object, in order, keys decoded, values
+/// raw (a JSON-RPC message has at most four: no allocation for them).
+struct Members<'a>(SmallVec<[(Cow<'a, str>, &'a RawValue); 4]>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -628,7 +779,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(4);
+                let mut out = SmallVec::new();
                 while let Some(Key(k)) = map.next_key()? {
                     let v: &'de RawValue = map.next_value()?;
                     out.push((k, v));
@@ -757,25 +908,77 @@ impl<'de> Visitor<'de> for Strict<'_> {
         let mut folded = FoldedKeys::default();
         while let Some(Key(k)) = map.next_key()? {
             let v = map.next_value_seed(Strict { dup: self.dup })?;
-            let key = match &k {
-                Cow::Borrowed(b) => key_fold_str(b),
-                Cow::Owned(o) => Cow::Owned(key_fold_str(o).into_owned()),
-            };
-            if !folded.insert(key) {
+            let owned = k.clone().into_owned();
+            if !folded.insert(key_fold_cow(k)) {
                 self.dup.set(true);
             }
-            out.insert(k.into_owned(), v);
+            out.insert(owned, v);
         }
         Ok(Value::Object(out))
     }
 }
 
+/// Parses a value exactly as [`Strict`] does (same errors, same duplicate-key
+/// check) without building it.
+struct Check<'c> {
+    dup: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for Check<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Check<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Check { dup: self.dup })?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut folded = FoldedKeys::default();
+        while let Some(Key(k)) = map.next_key()? {
+            map.next_value_seed(Check { dup: self.dup })?;
+            if !folded.insert(key_fold_cow(k)) {
+                self.dup.set(true);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A set of folded keys: a short list compared in turn (objects have few
-/// keys; no hashing, no allocation for keys borrowed from the input), spilling
-/// into a hash set when an object has many.
+/// keys; no hashing, and no allocation for up to 8 keys borrowed from the
+/// input), spilling into a hash set when an object has many.
 #[derive(Default)]
 struct FoldedKeys<'a> {
-    few: Vec<Cow<'a, str>>,
+    few: SmallVec<[Cow<'a, str>; 8]>,
     many: Option<HashSet<Cow<'a, str>>>,
 }
 

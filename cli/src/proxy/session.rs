@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use kvlar_vm::{Call, Effect};
+use rustc_hash::FxBuildHasher;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
@@ -36,8 +37,15 @@ pub struct Context<D> {
 /// The client's requests forwarded to the server and not yet answered, so
 /// they can be answered with an error if the server goes away. An entry is
 /// removed when its response passes, so memory stays bounded by what is in flight.
+///
+/// Each entry keeps the id's raw text for those answers, except for the
+/// common plain integer, whose text is its value's (no allocation per request).
 #[derive(Default)]
-pub struct Pending(Mutex<HashMap<IdKey, (String, usize)>>);
+pub struct Pending(Mutex<HashMap<IdKey, Outstanding, FxBuildHasher>>);
+
+/// A pending id's raw text (`None`: a plain integer, see [`plain_integer`])
+/// and how many requests with it are outstanding.
+type Outstanding = (Option<Box<str>>, usize);
 
 /// An id as the peers compare it: strings by content, numbers by value (as a
 /// double, which is what a JavaScript server echoes back).
@@ -77,7 +85,8 @@ impl Pending {
     pub fn insert(&self, raw: &str) {
         if let Some(key) = IdKey::of(raw) {
             let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(key).or_insert_with(|| (raw.to_owned(), 0)).1 += 1;
+            let text = || (!plain_integer(raw)).then(|| raw.into());
+            map.entry(key).or_insert_with(|| (text(), 0)).1 += 1;
         }
     }
 
@@ -97,13 +106,29 @@ impl Pending {
     pub fn drain(&self) -> Vec<String> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        for (_, (raw, n)) in map.drain() {
+        for (key, (raw, n)) in map.drain() {
+            let raw = match (raw, key) {
+                (Some(raw), _) => raw.into_string(),
+                (None, IdKey::Num(0)) => "0".to_owned(),
+                (None, IdKey::Num(bits)) => (f64::from_bits(bits) as u64).to_string(),
+                // Only plain integers are kept without their text.
+                (None, IdKey::Str(_) | IdKey::Null) => continue,
+            };
             for _ in 0..n {
                 out.push(raw.clone());
             }
         }
         out
     }
+}
+
+/// Digits without a leading zero, few enough that the value (a double, see
+/// [`IdKey`]) spells them back exactly.
+fn plain_integer(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    (1..=15).contains(&b.len())
+        && b.iter().all(u8::is_ascii_digit)
+        && (b[0] != b'0' || b.len() == 1)
 }
 
 /// Reads the client's lines until end of input, forwarding, evaluating or
@@ -290,7 +315,7 @@ async fn evaluate<'l, D: Decide>(
             rule: Some(decision.rule.to_owned()),
             reason: decision.reason.map(str::to_owned),
             policy_hash: program.policy_hash().to_owned(),
-            tool: Some(call.name),
+            tool: Some(call.name.into_owned()),
             args: Some(call.args),
             agent: ctx.agent.clone(),
             eval_ns,

@@ -901,10 +901,96 @@ mod properties {
             if let ClientLine::Evaluate(call) = client_line(line.as_bytes()) {
                 let v: Value = serde_json::from_str(&line).unwrap();
                 prop_assert_eq!(&v["method"], "tools/call");
-                prop_assert_eq!(v["params"]["name"].as_str(), Some(call.name.as_str()));
+                prop_assert_eq!(v["params"]["name"].as_str(), Some(&*call.name));
                 let params_keys = line.matches("\"params\"").count() + line.matches("\"Params\"").count();
                 prop_assert_eq!(params_keys, 1);
             }
         }
     }
+}
+
+/// `params` is read in one pass that builds only `arguments`: the members it
+/// only checks (`_meta`, a `name` that is not a string, a `params` that is
+/// not an object) are held to the same rules as the ones it builds.
+#[test]
+fn params_members_that_are_not_built_are_still_checked() {
+    let dup = "params contain duplicate keys (keys may not repeat, nor differ only by case)";
+    let line = |params: &str| format!(r#"{{"id":7,"method":"tools/call","params":{params}}}"#);
+    for (params, why) in [
+        (r#"{"name":"x","_meta":{"a":1,"A":2}}"#, dup),
+        (r#"{"name":"x","_meta":[{"k":1},{"k":1,"k":2}]}"#, dup),
+        (
+            r#"{"_meta":{"progressToken":{"t":1,"t":2}},"name":"x"}"#,
+            dup,
+        ),
+        (r#"{"name":{"a":1,"a":2}}"#, dup),
+        (r#"{"name":[{"a":1,"a":2}]}"#, dup),
+        (
+            r#"{"name":{"a":1}}"#,
+            "params.name is missing or not a string",
+        ),
+        (
+            r#"{"name":["x"]}"#,
+            "params.name is missing or not a string",
+        ),
+        (r#"[{"a":1,"a":2}]"#, dup),
+        (r#"[{"name":"x"}]"#, "params is not an object"),
+        (
+            r#"{"name":"x","_meta":{"n":1e400}}"#,
+            "params could not be read",
+        ),
+        (r#"{"name":1e400}"#, "params could not be read"),
+        (r#"{"_meta":{},"NAME":"x","name":"y"}"#, dup),
+    ] {
+        assert_eq!(reply(&line(params)), invalid("7", why), "{params}");
+    }
+    // What is only checked is not kept: the call is evaluated with its name
+    // (escapes decoded) and arguments, whatever else `params` holds.
+    let ok = line(
+        r#"{"_meta":{"a":[1,{"b":null}],"B":true},"name":"r\u0065ad","arguments":{"p":[1,2]}}"#,
+    );
+    match client_line(ok.as_bytes()) {
+        ClientLine::Evaluate(c) => {
+            assert_eq!(c.id.get(), "7");
+            assert_eq!(c.name, "read");
+            assert_eq!(c.args, serde_json::json!({"p": [1, 2]}));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Plain integer ids are kept without their text; every other id keeps it,
+/// and both come back as they were written when the server goes away.
+#[test]
+fn pending_ids_come_back_as_written() {
+    let pending = Pending::default();
+    // 2^53 + 1 has no double of its own: its text must be kept.
+    for raw in [
+        "0",
+        "7",
+        "123456789012345",
+        "9007199254740993",
+        "\"a\"",
+        "1.5",
+        "-3",
+        "7",
+    ] {
+        pending.insert(raw);
+    }
+    pending.remove("1.5");
+    let mut ids = pending.drain();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "\"a\"",
+            "-3",
+            "0",
+            "123456789012345",
+            "7",
+            "7",
+            "9007199254740993"
+        ]
+    );
+    assert!(pending.drain().is_empty());
 }
