@@ -337,12 +337,7 @@ fn tool_call<'a>(
         [] => return Err(reject("params are missing")),
         _ => return Err(reject("params are given more than once")),
     };
-    let read = if raw_params.get().starts_with('{') {
-        read_params(raw_params.get())
-    } else {
-        read_params_value(raw_params.get())
-    };
-    let params = match read {
+    let params = match read_params(raw_params.get()) {
         Ok(p) => p,
         // Already validated as JSON; this only fails on numbers out of range and the like.
         Err(_) => return Err(reject("params could not be read")),
@@ -375,6 +370,7 @@ fn tool_call<'a>(
 }
 
 /// What a `tools/call`'s `params` hold, read in one pass.
+#[derive(Default)]
 struct Params<'a> {
     /// Some object anywhere in `params` repeats a key (or two of its keys
     /// differ only by case).
@@ -388,34 +384,23 @@ struct Params<'a> {
     arguments: Option<Value>,
 }
 
-/// Reads an object `params`: `arguments` is built into a [`Value`] (the VM
-/// reads it), `name` is borrowed, and every other member is only checked
-/// (parsed as strictly, duplicate keys noted, nothing built).
+/// Reads `params`. Of an object, `arguments` is built into a [`Value`] (the
+/// VM reads it), `name` is borrowed, and every other member is only checked
+/// (parsed as strictly, duplicate keys noted, nothing built). Anything else
+/// is refused, but its duplicate keys are reported first, as for an object.
 fn read_params(text: &str) -> Result<Params<'_>, serde_json::Error> {
     let duplicate = Cell::new(false);
     let mut de = serde_json::Deserializer::from_str(text);
-    let params = (ParamsSeed { dup: &duplicate }).deserialize(&mut de)?;
+    let mut params = match text.starts_with('{') {
+        true => (ParamsSeed { dup: &duplicate }).deserialize(&mut de)?,
+        false => {
+            (Strict { dup: &duplicate }).deserialize(&mut de)?;
+            Params::default()
+        }
+    };
     de.end()?;
-    Ok(Params {
-        duplicate: params.duplicate || duplicate.get(),
-        ..params
-    })
-}
-
-/// Reads a `params` that is not an object (refused, but its duplicate keys
-/// are reported first, as for an object).
-fn read_params_value(text: &str) -> Result<Params<'static>, serde_json::Error> {
-    let duplicate = Cell::new(false);
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = (Strict { dup: &duplicate }).deserialize(&mut de)?;
-    de.end()?;
-    Ok(Params {
-        duplicate: duplicate.get(),
-        object: value.is_object(),
-        lenient_key: false,
-        name: None,
-        arguments: None,
-    })
+    params.duplicate |= duplicate.get();
+    Ok(params)
 }
 
 struct ParamsSeed<'c> {
@@ -436,11 +421,8 @@ impl<'de> Visitor<'de> for ParamsSeed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
         let mut out = Params {
-            duplicate: false,
             object: true,
-            lenient_key: false,
-            name: None,
-            arguments: None,
+            ..Params::default()
         };
         let mut folded = FoldedKeys::default();
         while let Some(Key(k)) = map.next_key()? {
