@@ -939,7 +939,7 @@ pub fn check_client_line(line: &[u8]) {
                 let args = if args.is_null() { json!({}) } else { args };
                 assert_eq!(
                     (&peer_id, name.as_str(), &args),
-                    (&id, Some(call.name.as_str()), &call.args),
+                    (&id, Some(&*call.name), &call.args),
                     "a peer reads another call than the one evaluated: {text:?}"
                 );
             }
