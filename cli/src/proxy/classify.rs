@@ -436,7 +436,7 @@ impl<'de> Visitor<'de> for ParamsSeed<'_> {
                     map.next_value_seed(Check { dup: self.dup })?;
                 }
             }
-            if !folded.insert(key_fold_cow(k)) {
+            if !folded.insert(key_fold_cow(&k)) {
                 out.duplicate = true;
             }
         }
@@ -545,11 +545,12 @@ fn key_fold_str(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// [`key_fold_str`] of a key that may own its text.
-fn key_fold_cow(k: Cow<'_, str>) -> Cow<'_, str> {
+/// [`key_fold_str`] of a key that may own its text (borrowing from the
+/// input, not from the key, when it can).
+fn key_fold_cow<'a>(k: &Cow<'a, str>) -> Cow<'a, str> {
     match k {
         Cow::Borrowed(b) => key_fold_str(b),
-        Cow::Owned(o) => Cow::Owned(key_fold_str(&o).into_owned()),
+        Cow::Owned(o) => Cow::Owned(key_fold_str(o).into_owned()),
     }
 }
 
@@ -890,11 +891,10 @@ impl<'de> Visitor<'de> for Strict<'_> {
         let mut folded = FoldedKeys::default();
         while let Some(Key(k)) = map.next_key()? {
             let v = map.next_value_seed(Strict { dup: self.dup })?;
-            let owned = k.clone().into_owned();
-            if !folded.insert(key_fold_cow(k)) {
+            if !folded.insert(key_fold_cow(&k)) {
                 self.dup.set(true);
             }
-            out.insert(owned, v);
+            out.insert(k.into_owned(), v);
         }
         Ok(Value::Object(out))
     }
@@ -947,7 +947,7 @@ impl<'de> Visitor<'de> for Check<'_> {
         let mut folded = FoldedKeys::default();
         while let Some(Key(k)) = map.next_key()? {
             map.next_value_seed(Check { dup: self.dup })?;
-            if !folded.insert(key_fold_cow(k)) {
+            if !folded.insert(key_fold_cow(&k)) {
                 self.dup.set(true);
             }
         }

@@ -61,10 +61,7 @@ impl IdKey {
         // The common case, a small non-negative integer, without the JSON parser:
         // up to 19 digits always fits in a u64, which is what serde_json reads it as.
         let b = raw.as_bytes();
-        if (1..=19).contains(&b.len())
-            && b.iter().all(u8::is_ascii_digit)
-            && (b[0] != b'0' || b.len() == 1)
-        {
+        if b.len() <= 19 && plain_digits(b) {
             let n = b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
             return Some(IdKey::Num(if n == 0 { 0 } else { (n as f64).to_bits() }));
         }
@@ -109,7 +106,6 @@ impl Pending {
         for (key, (raw, n)) in map.drain() {
             let raw = match (raw, key) {
                 (Some(raw), _) => raw.into_string(),
-                (None, IdKey::Num(0)) => "0".to_owned(),
                 (None, IdKey::Num(bits)) => (f64::from_bits(bits) as u64).to_string(),
                 // Only plain integers are kept without their text.
                 (None, IdKey::Str(_) | IdKey::Null) => continue,
@@ -122,13 +118,16 @@ impl Pending {
     }
 }
 
-/// Digits without a leading zero, few enough that the value (a double, see
-/// [`IdKey`]) spells them back exactly.
+/// An integer id whose value (a double, see [`IdKey`]) spells it back
+/// exactly: plain digits, at most 15 of them.
 fn plain_integer(raw: &str) -> bool {
-    let b = raw.as_bytes();
-    (1..=15).contains(&b.len())
-        && b.iter().all(u8::is_ascii_digit)
-        && (b[0] != b'0' || b.len() == 1)
+    raw.len() <= 15 && plain_digits(raw.as_bytes())
+}
+
+/// One or more digits without a leading zero: a JSON integer written the
+/// way it is printed.
+fn plain_digits(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1)
 }
 
 /// Reads the client's lines until end of input, forwarding, evaluating or
