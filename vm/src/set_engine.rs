@@ -287,6 +287,22 @@ mod tests {
         assert!(e.lazy_which("e drop", &mut |_| false));
     }
 
+    /// `n` pseudo-random `a`s and `b`s (xorshift from state `x`).
+    fn ab_text(x: &mut u32, n: usize) -> String {
+        (0..n)
+            .map(|_| {
+                *x ^= *x << 13;
+                *x ^= *x >> 17;
+                *x ^= *x << 5;
+                if *x & 1 == 0 {
+                    'a'
+                } else {
+                    'b'
+                }
+            })
+            .collect()
+    }
+
     /// `found` returning `true` stops the search.
     #[test]
     fn the_search_stops_when_asked() {
@@ -317,18 +333,7 @@ mod tests {
         // A fixed pseudo-random a/b text (xorshift), then a match of the
         // first pattern.
         let mut x: u32 = 0x9e37_79b9;
-        let mut text: String = (0..20_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                if x & 1 == 0 {
-                    'a'
-                } else {
-                    'b'
-                }
-            })
-            .collect();
+        let mut text = ab_text(&mut x, 20_000);
         text.push_str("abbbbbbbbbbc");
         assert!(
             !e.lazy_which(&text, &mut |_| false),
@@ -360,19 +365,7 @@ mod tests {
         let mut x: u32 = 0x2545_f491;
         let mut text = String::new();
         for _ in 0..60 {
-            let block: String = (0..60)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    if x & 1 == 0 {
-                        'a'
-                    } else {
-                        'b'
-                    }
-                })
-                .collect();
-            text.push_str(&block.repeat(20));
+            text.push_str(&ab_text(&mut x, 60).repeat(20));
         }
         text.push_str("abbbbbbbbbbc");
         let mut got = Vec::new();
