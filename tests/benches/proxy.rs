@@ -9,6 +9,13 @@
 //! deterministic stdio MCP server that answers at once, so the proxy's cost is
 //! what is measured) or the real `@modelcontextprotocol/server-everything`.
 //!
+//! Next to the proxies, this same binary started with `--relay -- SERVER…`
+//! is a "proxy" that does no work: two threads copy lines both ways with
+//! blocking reads, and the benchmark's denied call is answered without
+//! parsing it. What it adds is what the machine charges for one more process
+//! in the chain (pipe hops, wake-ups, where the scheduler puts it), a floor
+//! no real proxy can go under on this machine.
+//!
 //! - Round-trip latency: one request in flight; the clock starts before the
 //!   request is written and stops when its response has been read
 //!   (`Instant`). p50 and p99 over all samples.
@@ -39,6 +46,15 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // First: the relay's own arguments name the server it starts.
+    if args.first().map(String::as_str) == Some("--relay") {
+        let server = args.get(2..).unwrap_or_default();
+        if let Err(e) = relay(server) {
+            eprintln!("relay: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.iter().any(|a| a == "--mock-server") {
         if let Err(e) = mock_server() {
             eprintln!("mock server: {e}");
@@ -68,6 +84,8 @@ fn main() {
 struct Options {
     kvlar: PathBuf,
     kvlar_cli: Option<PathBuf>,
+    /// Whether to run the do-nothing relay chain.
+    relay: bool,
     everything: Option<PathBuf>,
     allow_all: PathBuf,
     curated: PathBuf,
@@ -99,6 +117,7 @@ impl Options {
         let mut o = Options {
             kvlar: root.join("target/release/kvlar"),
             kvlar_cli: Some(root.join(".deps/kvlar-cli-0.4.0/bin/kvlar")),
+            relay: true,
             everything: Some(root.join("tests/e2e/node_modules/.bin/mcp-server-everything")),
             allow_all: root.join("tests/e2e/policies/allow-all.yaml"),
             curated: root.join("policies/filesystem.yaml"),
@@ -133,6 +152,7 @@ impl Options {
                 "--no-kvlar-cli" => o.kvlar_cli = None,
                 "--everything" => o.everything = Some(val()?.into()),
                 "--no-everything" => o.everything = None,
+                "--no-relay" => o.relay = false,
                 "--allow-all" => o.allow_all = val()?.into(),
                 "--curated" => o.curated = val()?.into(),
                 "--seq" => o.seq = num(val()?)?,
@@ -284,7 +304,7 @@ impl Chain {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut chain = Chain {
             name: name.to_owned(),
-            is_proxy: name.contains("kvlar"),
+            is_proxy: name.contains("kvlar") || name.starts_with("relay"),
             child,
             stdin,
             stdout: BufReader::with_capacity(256 * 1024, stdout),
@@ -574,6 +594,11 @@ fn run(o: &Options) -> Result<(), String> {
         ),
         ("kvlar curated".into(), proxy(&o.kvlar, &o.curated, &mock)),
     ];
+    if o.relay {
+        let mut argv = vec![me.display().to_string(), "--relay".into(), "--".into()];
+        argv.extend_from_slice(&mock);
+        chains_spec.push(("relay".into(), argv));
+    }
     if let Some(cli) = &o.kvlar_cli {
         chains_spec.push((
             "kvlar-cli allow-all".into(),
@@ -664,6 +689,20 @@ fn run(o: &Options) -> Result<(), String> {
     add(
         "kvlar proxy, filesystem.yaml, denied call",
         idx("kvlar curated"),
+        denied,
+        Mock,
+        false,
+    );
+    add(
+        "relay (no work), allowed call",
+        idx("relay"),
+        allowed,
+        Mock,
+        true,
+    );
+    add(
+        "relay (no work), denied call",
+        idx("relay"),
         denied,
         Mock,
         false,
@@ -960,6 +999,21 @@ fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &s
             );
         }
     }
+    // The floor the machine sets for any proxy (same run).
+    if let (Some(i), Some(d)) = (
+        find("relay (no work), allowed call"),
+        find("relay (no work), denied call"),
+    ) {
+        let (s, b) = (&stats[i], &stats[0]);
+        println!(
+            "- for reference, a relay that does no work: added p50 {:.1} µs, added p99 {:.1} µs, \
+             pipelined throughput {:.0}% of direct; its denial p50 {:.1} µs",
+            us(s.p50) - us(b.p50),
+            us(s.p99) - us(b.p99),
+            100.0 * s.tput / b.tput,
+            us(stats[d].p50)
+        );
+    }
     for label in [
         "kvlar proxy, filesystem.yaml, denied call",
         "server-everything via kvlar proxy, denied call (get-env)",
@@ -1090,6 +1144,79 @@ fn mock_server() -> io::Result<()> {
         }
     }
     out.flush()
+}
+
+/// What marks the benchmark's denied call for the relay (from `READ_DENIED`).
+const RELAY_DENIES: &[u8] = b"/.ssh/id_rsa";
+
+/// `--relay -- SERVER…`: starts the server and copies lines both ways, one
+/// blocking thread per direction, flushing when its input has nothing more
+/// buffered. A client line holding [`RELAY_DENIES`] is answered with a
+/// denial (`isError`, same id) instead of being forwarded. No JSON is parsed.
+/// Both threads write whole batches of lines to stdout under one lock.
+fn relay(server: &[String]) -> io::Result<()> {
+    let Some((program, args)) = server.split_first() else {
+        return Err(io::Error::other("usage: --relay -- SERVER [ARGS…]"));
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let upstream = child.stdin.take().ok_or(io::Error::other("no stdin"))?;
+    let downstream = child.stdout.take().ok_or(io::Error::other("no stdout"))?;
+    let out = std::sync::Arc::new(std::sync::Mutex::new(File::from(
+        io::stdout().as_fd().try_clone_to_owned()?,
+    )));
+    let emit = |out: &std::sync::Mutex<File>, bytes: &[u8]| -> io::Result<()> {
+        let mut f = out.lock().map_err(|_| io::Error::other("poisoned"))?;
+        f.write_all(bytes)
+    };
+    let back = {
+        let out = out.clone();
+        thread::spawn(move || -> io::Result<()> {
+            let mut r = BufReader::with_capacity(256 * 1024, downstream);
+            let mut batch = Vec::with_capacity(64 * 1024);
+            while r.read_until(b'\n', &mut batch)? > 0 {
+                if r.buffer().is_empty() {
+                    emit(&out, &batch)?;
+                    batch.clear();
+                }
+            }
+            emit(&out, &batch)
+        })
+    };
+    let input = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let mut r = BufReader::with_capacity(256 * 1024, input);
+    let mut w = io::BufWriter::with_capacity(256 * 1024, upstream);
+    let mut line = Vec::with_capacity(64 * 1024);
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if find(&line, RELAY_DENIES).is_some() {
+            let mut answer = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+            answer.extend_from_slice(field(&line, b"\"id\":").unwrap_or(b"null"));
+            answer.extend_from_slice(
+                br#","result":{"content":[{"type":"text","text":"denied by the relay"}],"isError":true}}"#,
+            );
+            answer.push(b'\n');
+            emit(&out, &answer)?;
+        } else {
+            w.write_all(&line)?;
+        }
+        if r.buffer().is_empty() {
+            w.flush()?;
+        }
+    }
+    w.flush()?;
+    drop(w);
+    let copied = back
+        .join()
+        .map_err(|_| io::Error::other("relay thread panicked"))?;
+    child.wait()?;
+    copied
 }
 
 /// The raw JSON value after `key` (a number or a string without escapes), up to `,` or `}`.
