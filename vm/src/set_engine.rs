@@ -31,7 +31,19 @@ pub(crate) struct SetEngine {
     /// patterns have them: a text with none of them matches no pattern.
     pub prefilter: Option<Prefilter>,
     /// The fast path, if the patterns build one.
-    lazy: Option<(DFA, Pool<Cache, CacheFn>)>,
+    lazy: Option<Lazy>,
+}
+
+/// The lazy DFA of a set, its caches, and whether a match may end inside a
+/// character (see [`scan_lazy`]).
+struct Lazy {
+    dfa: DFA,
+    pool: Pool<Cache, CacheFn>,
+    /// The patterns can match the empty string and the automaton works on
+    /// UTF-8 (what regex-automata's own search checks): an empty match may
+    /// then end inside a multi-byte character (`(?-u:\B)` between its
+    /// bytes), and such a match does not count.
+    utf8empty: bool,
 }
 
 impl std::fmt::Debug for SetEngine {
@@ -63,7 +75,9 @@ impl SetEngine {
             .ok()?;
         // The same syntax, match kind and give-up rule (a cache cleared 3
         // times with under 10 bytes searched per state) as the meta
-        // engine's lazy DFA.
+        // engine's lazy DFA. (Our scan counts every byte it searched; the
+        // library's overlapping search drops one per match, so it gives up
+        // a little sooner on texts full of matches. The answers agree.)
         let mut dfa_config = DFA::config()
             .match_kind(MatchKind::All)
             .unicode_word_boundary(true)
@@ -82,7 +96,12 @@ impl SetEngine {
             .map(|dfa| {
                 let owned = dfa.clone();
                 let create: CacheFn = Box::new(move || Cache::new(&owned));
-                (dfa, Pool::new(create))
+                let utf8empty = dfa.get_nfa().has_empty() && dfa.get_nfa().is_utf8();
+                Lazy {
+                    dfa,
+                    pool: Pool::new(create),
+                    utf8empty,
+                }
             });
         Some(SetEngine {
             meta,
@@ -133,11 +152,16 @@ impl SetEngine {
     /// loads that sets the time of a scan (about 7 cycles a byte, against 5
     /// here).
     fn lazy_which(&self, text: &str, found: &mut impl FnMut(usize) -> bool) -> bool {
-        let Some((dfa, pool)) = &self.lazy else {
+        let Some(Lazy {
+            dfa,
+            pool,
+            utf8empty,
+        }) = &self.lazy
+        else {
             return false;
         };
         let mut cache = pool.get();
-        match scan_lazy(dfa, &mut cache, text, found) {
+        match scan_lazy(dfa, &mut cache, *utf8empty, text, found) {
             Ok(done) => done,
             Err(gave_up) => {
                 // A thrashed cache keeps its clear count: without a reset,
@@ -157,13 +181,17 @@ impl SetEngine {
 type Stopped = bool;
 
 /// The overlapping search of `lazy_which`: reports the patterns of every
-/// match state the text reaches (each state's matches end one byte before
-/// it, as in every regex-automata DFA, and the end of input is a last
-/// transition). `Ok(true)` when the text is done or `found` asked to stop.
+/// match state the text reaches (a match state entered on the byte at `at`
+/// holds the matches that end at `at`: regex-automata's DFAs report a match
+/// one byte late; the end of input is a last transition). With `utf8empty`,
+/// a match that ends inside a character is skipped, as regex-automata's own
+/// search skips it. `Ok(true)` when the text is done or `found` asked to
+/// stop.
 #[inline]
 fn scan_lazy(
     dfa: &DFA,
     cache: &mut Cache,
+    utf8empty: bool,
     text: &str,
     found: &mut impl FnMut(usize) -> bool,
 ) -> Result<bool, Stopped> {
@@ -193,7 +221,7 @@ fn scan_lazy(
                 cache.search_update(at);
                 next = dfa.next_state(cache, sid, byte).map_err(|_| true)?;
             }
-            if next.is_match() {
+            if next.is_match() && (!utf8empty || text.is_char_boundary(at)) {
                 for i in 0..dfa.match_len(cache, next) {
                     if found(dfa.match_pattern(cache, next, i).as_usize()) {
                         cache.search_finish(at);
@@ -379,8 +407,67 @@ mod tests {
         got.sort_unstable();
         got.dedup();
         assert_eq!(got, vec![0]);
-        let clears = e.lazy.as_ref().expect("built").1.get().clear_count();
+        let clears = e.lazy.as_ref().expect("built").pool.get().clear_count();
         assert!(clears >= 10, "the cache was cleared only {clears} times");
+    }
+
+    /// The lazy DFA and the meta engine report the same patterns for
+    /// `text`, and the lazy DFA did not give up.
+    fn lazy_agrees(e: &SetEngine, text: &str) -> Vec<usize> {
+        let mut ps = PatternSet::new(e.meta.pattern_len());
+        e.meta.which_overlapping_matches(&Input::new(text), &mut ps);
+        let want: Vec<usize> = ps.iter().map(|p| p.as_usize()).collect();
+        let mut got = Vec::new();
+        assert!(
+            e.lazy_which(text, &mut |p| {
+                got.push(p);
+                false
+            }),
+            "gave up on {text:?}"
+        );
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(got, want, "{text:?}");
+        got
+    }
+
+    /// An empty match can end between the bytes of a character (an ASCII
+    /// `\B` holds between two non-word bytes); regex-automata does not count
+    /// it, and neither does the scan.
+    #[test]
+    fn empty_matches_inside_a_character_do_not_count() {
+        let e = SetEngine::new(&pats(&["(?-u:\\B)", "x"])).expect("compiles");
+        assert_eq!(lazy_agrees(&e, "aéa"), Vec::<usize>::new());
+        assert_eq!(lazy_agrees(&e, "a☃x"), vec![1]);
+        assert_eq!(lazy_agrees(&e, "aa"), vec![0], "between two word bytes");
+        assert_eq!(lazy_agrees(&e, "a  a"), vec![0], "between two spaces");
+        for t in crate::testutil::strings(&["a", "é", "☃", " ", "x"], 4) {
+            lazy_agrees(&e, &t);
+        }
+    }
+
+    /// A set whose patterns are all anchored at the start reaches the dead
+    /// state once none can match: the scan stops there with every answer.
+    #[test]
+    fn a_dead_state_ends_the_scan() {
+        let e = SetEngine::new(&pats(&["^ls\\b", "^rm ", "^r"])).expect("compiles");
+        assert_eq!(lazy_agrees(&e, "ls -la /srv"), vec![0]);
+        assert_eq!(lazy_agrees(&e, "rm -rf /"), vec![1, 2]);
+        assert_eq!(lazy_agrees(&e, "x ls rm"), Vec::<usize>::new());
+        assert_eq!(lazy_agrees(&e, ""), Vec::<usize>::new());
+    }
+
+    /// A match found by the end-of-input transition is reported, and asking
+    /// to stop there stops.
+    #[test]
+    fn a_match_at_the_end_of_input_is_reported() {
+        let e = SetEngine::new(&pats(&["a$", "b"])).expect("compiles");
+        let mut seen = Vec::new();
+        assert!(e.lazy_which("ba", &mut |p| {
+            seen.push(p);
+            p == 0
+        }));
+        assert_eq!(seen, vec![1, 0]);
     }
 
     #[test]
