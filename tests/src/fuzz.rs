@@ -90,6 +90,7 @@ pub const STRINGS: &[&str] = &[
     "ro",
     "",
     "é",
+    "aéa",
     "\u{200b}",
 ];
 const REGEXES: &[&str] = &[
@@ -103,6 +104,8 @@ const REGEXES: &[&str] = &[
     "\\.\\.",
     "%",
     "[\\\\@]",
+    // Empty matches only; between the bytes of `é` none counts.
+    "(?-u:\\B)",
 ];
 const GLOBS: &[&str] = &["/srv/**", "**/.env", "*.txt", "/etc/*", "[!/]*", "{a,b}*"];
 const DIRS: &[&str] = &[

@@ -117,6 +117,7 @@ const STR_LITS: &[&str] = &[
     "mcp-agent",
     "tool_call",
     "é",
+    "aéa",
     "ß",
     "SS",
     "quote\"d 'single'",
@@ -139,6 +140,8 @@ const REGEXES: &[(&str, &str)] = &[
     ("[a-z]+\\.com$", ""),
     ("^(?:a|b)", "ims"),
     ("SS", "i"),
+    // Empty matches only: between the bytes of `é` too (none counts there).
+    ("(?-u:\\B)", ""),
 ];
 const GLOBS: &[&str] = &[
     "*.txt",
