@@ -27,12 +27,7 @@ impl Program {
     /// Decides on a call. Never panics; never allocates on the common path.
     #[inline]
     pub fn evaluate<'p>(&'p self, call: &Call) -> Decision<'p> {
-        // A call decided by the tool lookup alone never enters the
-        // interpreter (whose frame costs more than such a decision).
-        match self.select(call) {
-            Ok(exit) => self.decision(exit),
-            Err(selected) => self.run_from(call, &mut NoTrace, selected),
-        }
+        self.run(call, &mut NoTrace)
     }
 
     /// Decides on a call, reporting every test to `tracer`.
@@ -112,78 +107,42 @@ impl Program {
     }
 
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
-        // Traced runs enter at the top, so that every test shows.
-        let selected = match T::ENABLED {
-            true => None,
-            false => match self.select(call) {
-                Ok(exit) => return self.decision(exit),
-                Err(selected) => selected,
-            },
-        };
-        self.run_from(call, t, selected)
-    }
-
-    /// The entry dispatch's work that needs no per-call state: `Ok` when
-    /// the tool lookup alone decides (an unknown tool no rule can meet, or
-    /// a first rule with no condition left); otherwise the tool's list in
-    /// the dispatch table, if it is known (`None` if the program's entry
-    /// chunk is not the plain dispatch: run it from the top).
-    #[inline(always)]
-    fn select(&self, call: &Call) -> Result<Exit, Option<Option<u32>>> {
-        let Some(entry) = &self.entry else {
-            return Err(None);
-        };
-        // The filter tells most unknown tools apart without hashing.
-        let known = match entry.names.filter.may_contain(call.tool) {
-            true => entry.names.lookup_unfiltered(call.tool),
-            false => None,
-        };
-        let immediate = match known {
-            Some(k) => k.immediate,
-            // A tool no rule names, when no rule applies to every tool.
-            None if entry.unknown_empty => return Ok(entry.end.exit()),
-            None => {
-                // A tool no rule names and no glob of theirs matches.
-                if let (Some(mask), Some(g)) = (&entry.unknown_globs, &self.globs) {
-                    let bits = g.which(call.tool);
-                    // (Recomputed by the rules' name tests otherwise:
-                    // carrying the bits over costs as much.)
-                    if !crate::fast::any_common(mask, &bits) {
-                        return Ok(entry.end.exit());
+        let mut pre = None;
+        if let (false, Some(entry)) = (T::ENABLED, &self.entry) {
+            // The filter tells most unknown tools apart without hashing.
+            let known = match entry.names.filter.may_contain(call.tool) {
+                true => entry.names.lookup_unfiltered(call.tool),
+                false => None,
+            };
+            let immediate = match known {
+                Some(k) => k.immediate,
+                // A tool no rule names, when no rule applies to every tool.
+                None if entry.unknown_empty => return self.decision(entry.end.exit()),
+                None => {
+                    // A tool no rule names and no glob of theirs matches.
+                    if let (Some(mask), Some(g)) = (&entry.unknown_globs, &self.globs) {
+                        let bits = g.which(call.tool);
+                        // (Recomputed by the rules' name tests otherwise:
+                        // carrying the bits over costs as much.)
+                        if !crate::fast::any_common(mask, &bits) {
+                            return self.decision(entry.end.exit());
+                        }
                     }
+                    entry.unknown_immediate
                 }
-                entry.unknown_immediate
+            };
+            // The tool's first rule has no condition left.
+            if immediate != NO_RULE {
+                return self.decision(Exit::Decide(immediate));
             }
-        };
-        // The tool's first rule has no condition left.
-        if immediate != NO_RULE {
-            return Ok(Exit::Decide(immediate));
+            if let Some(Const::Dispatch(d)) = self.consts.get(entry.table as usize) {
+                pre = Some((
+                    d.lists_of(known.map(|k| k.list)),
+                    entry.end,
+                    known.is_some(),
+                ));
+            }
         }
-        Err(Some(known.map(|k| k.list)))
-    }
-
-    /// The entry dispatch's lists for a tool (`Some` list: known to the
-    /// table), with the entry chunk's end and whether the tool is known.
-    #[inline]
-    fn lists(&self, known: Option<u32>) -> Option<Pre<'_>> {
-        let entry = self.entry.as_ref()?;
-        match self.consts.get(entry.table as usize) {
-            Some(Const::Dispatch(d)) => Some((d.lists_of(known), entry.end, known.is_some())),
-            _ => None,
-        }
-    }
-
-    /// Runs the program from the entry's lists for the tool (`selected`,
-    /// see [`Program::select`]) or, without them, from the entry chunk's
-    /// first instruction.
-    #[inline(never)]
-    fn run_from<'p, T: Sink>(
-        &'p self,
-        call: &Call,
-        t: &mut T,
-        selected: Option<Option<u32>>,
-    ) -> Decision<'p> {
-        let pre = selected.and_then(|known| self.lists(known));
         // A register file only as large as the program needs: clearing 32
         // registers costs more than deciding most calls.
         match self.nregs {
