@@ -110,10 +110,13 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
         with_inline.get(),
         with_runs.get()
     );
-    // Rare (most generated policies have a rule for every tool), but it
-    // must be met: unknown tools then skip the rules whose globs miss.
+    // Rare (most generated policies have a rule for every tool: about 1.2%
+    // of sets have the gate, 364 of 30,000 in one long run), but it must be
+    // met: unknown tools then skip the rules whose globs miss. At 1,100
+    // sets that is ~13 per run; a floor of 6 failed about one run in 20,
+    // so the floor is 1 (no set at all: ~2 in a million runs).
     assert!(
-        with_gate.get() * 200 > sets,
+        with_gate.get() > 0 || sets < 300,
         "generator too weak for the unknown-tool glob gate: {} of {sets}",
         with_gate.get()
     );
