@@ -6,7 +6,8 @@
 //! target/release/examples/probe policies/filesystem.yaml list_directory '{"path":"/srv/project"}'
 //! ```
 //!
-//! Prints the decision, then the minimum over 15 rounds of 1,000,000 calls.
+//! Prints the decision, then the minimum over 15 rounds of 1,000,000 calls
+//! (`KVLAR_PROBE_CALLS=N`: N calls per round, e.g. fewer under callgrind).
 //! The criterion benches (`benches/eval.rs`) are the published figures.
 use std::time::Instant;
 
@@ -32,14 +33,17 @@ fn main() {
     let call = kvlar_vm::Call::mcp(tool, &call_args);
     let d = compiled.program.evaluate(&call);
     println!("{:?} {}", d.effect, d.rule);
-    let n = 1_000_000;
+    let n: u32 = std::env::var("KVLAR_PROBE_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let mut best = f64::MAX;
     for _ in 0..15 {
         let t = Instant::now();
         for _ in 0..n {
             std::hint::black_box(compiled.program.evaluate(std::hint::black_box(&call)));
         }
-        best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
+        best = best.min(t.elapsed().as_nanos() as f64 / f64::from(n));
     }
     println!("min {best:.1} ns");
 }
