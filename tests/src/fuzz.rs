@@ -176,7 +176,17 @@ fn lit(s: &str) -> String {
 
 fn scalar(u: &mut Unstructured<'_>) -> AResult<Value> {
     Ok(match u.int_in_range(0..=9u8)? {
-        0..=5 => Value::String(pick(u, STRINGS)?.to_string()),
+        0..=4 => Value::String(pick(u, STRINGS)?.to_string()),
+        5 => {
+            // Several strings in one: long texts (often past the VM's
+            // 64-byte split point) with the pieces' matches anywhere.
+            let n = u.int_in_range(2..=10usize)?;
+            let sep = *pick(u, &[" ", "/", "; ", ""])?;
+            let parts = (0..n)
+                .map(|_| pick(u, STRINGS).copied())
+                .collect::<AResult<Vec<_>>>()?;
+            Value::String(parts.join(sep))
+        }
         6 => json!(u.int_in_range(-3..=1000i64)?),
         7 => json!(*pick(u, &[0.5f64, 1.0, -0.0, 1e300])?),
         8 => Value::Bool(u.arbitrary()?),

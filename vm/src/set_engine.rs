@@ -13,12 +13,14 @@
 //! runs the same patterns (its own lazy DFA, then its PikeVM), so every text
 //! gets the meta engine's answer.
 
+mod scan;
+
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::meta;
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::pool::Pool;
 use regex_automata::util::prefilter::Prefilter;
-use regex_automata::{Input, MatchErrorKind, MatchKind, PatternSet};
+use regex_automata::{Input, MatchKind, PatternSet};
 
 type CacheFn =
     Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
@@ -34,8 +36,8 @@ pub(crate) struct SetEngine {
     lazy: Option<Lazy>,
 }
 
-/// The lazy DFA of a set, its caches, and whether a match may end inside a
-/// character (see [`scan_lazy`]).
+/// The lazy DFA of a set, its caches, and how to scan with it (see
+/// [`scan::scan_lazy`]).
 struct Lazy {
     dfa: DFA,
     pool: Pool<Cache, CacheFn>,
@@ -44,6 +46,9 @@ struct Lazy {
     /// then end inside a multi-byte character (`(?-u:\B)` between its
     /// bytes), and such a match does not count.
     utf8empty: bool,
+    /// Texts this long or longer are scanned in two halves at once
+    /// ([`scan::SPLIT_MIN`]; tests split shorter texts).
+    split_min: usize,
 }
 
 impl std::fmt::Debug for SetEngine {
@@ -59,12 +64,17 @@ impl std::fmt::Debug for SetEngine {
 impl SetEngine {
     /// Compiles `patterns`; `None` if they do not compile.
     pub fn new(patterns: &[String]) -> Option<SetEngine> {
-        Self::build(patterns, None)
+        Self::build(patterns, None, scan::SPLIT_MIN)
     }
 
     /// [`SetEngine::new`] with the lazy DFA's cache capacity in bytes
-    /// (`None`: regex-automata's default, 2 MiB).
-    fn build(patterns: &[String], cache_capacity: Option<usize>) -> Option<SetEngine> {
+    /// (`None`: regex-automata's default, 2 MiB), and the text length from
+    /// which scans split.
+    fn build(
+        patterns: &[String],
+        cache_capacity: Option<usize>,
+        split_min: usize,
+    ) -> Option<SetEngine> {
         let prefilter = crate::prefilter::for_set(patterns);
         let config = meta::Regex::config()
             .match_kind(MatchKind::All)
@@ -101,6 +111,7 @@ impl SetEngine {
                     dfa,
                     pool: Pool::new(create),
                     utf8empty,
+                    split_min,
                 }
             });
         Some(SetEngine {
@@ -156,12 +167,13 @@ impl SetEngine {
             dfa,
             pool,
             utf8empty,
+            split_min,
         }) = &self.lazy
         else {
             return false;
         };
         let mut cache = pool.get();
-        match scan_lazy(dfa, &mut cache, *utf8empty, text, found) {
+        match scan::scan_lazy(dfa, &mut cache, *utf8empty, *split_min, text, found) {
             Ok(done) => done,
             Err(gave_up) => {
                 // A thrashed cache keeps its clear count: without a reset,
@@ -174,87 +186,6 @@ impl SetEngine {
             }
         }
     }
-}
-
-/// Why the lazy DFA stopped short of the end of a text: `true` if it gave
-/// up on its cache, `false` on a quit byte.
-type Stopped = bool;
-
-/// The overlapping search of `lazy_which`: reports the patterns of every
-/// match state the text reaches (a match state entered on the byte at `at`
-/// holds the matches that end at `at`: regex-automata's DFAs report a match
-/// one byte late; the end of input is a last transition). With `utf8empty`,
-/// a match that ends inside a character is skipped, as regex-automata's own
-/// search skips it. `Ok(true)` when the text is done or `found` asked to
-/// stop.
-#[inline]
-fn scan_lazy(
-    dfa: &DFA,
-    cache: &mut Cache,
-    utf8empty: bool,
-    text: &str,
-    found: &mut impl FnMut(usize) -> bool,
-) -> Result<bool, Stopped> {
-    let input = Input::new(text);
-    let hay = text.as_bytes();
-    let mut sid = match dfa.start_state_forward(cache, &input) {
-        Ok(sid) => sid,
-        Err(e) => return Err(matches!(e.kind(), MatchErrorKind::GaveUp { .. })),
-    };
-    cache.search_start(0);
-    let mut at = 0;
-    while let Some(&byte) = hay.get(at) {
-        let mut next = match sid.is_tagged() {
-            // Only a match state is left tagged below; the checked
-            // transition strips its tag.
-            true => {
-                cache.search_update(at);
-                dfa.next_state(cache, sid, byte).map_err(|_| true)?
-            }
-            false => dfa.next_state_untagged(cache, sid, byte),
-        };
-        if next.is_tagged() {
-            if next.is_unknown() {
-                // Not computed yet: the checked transition computes it, and
-                // may clear the cache, which counts the bytes searched so
-                // far.
-                cache.search_update(at);
-                next = dfa.next_state(cache, sid, byte).map_err(|_| true)?;
-            }
-            if next.is_match() && (!utf8empty || text.is_char_boundary(at)) {
-                if report(dfa, cache, next, found) {
-                    cache.search_finish(at);
-                    return Ok(true);
-                }
-            } else if next.is_dead() {
-                cache.search_finish(at);
-                return Ok(true);
-            } else if next.is_quit() {
-                cache.search_finish(at);
-                return Err(false);
-            }
-        }
-        sid = next;
-        at += 1;
-    }
-    cache.search_finish(at);
-    let eoi = dfa.next_eoi_state(cache, sid).map_err(|_| true)?;
-    if eoi.is_match() {
-        report(dfa, cache, eoi, found);
-    }
-    Ok(true)
-}
-
-/// Calls `found` for each pattern of match state `sid`; `true` as soon as
-/// it asks to stop.
-#[inline]
-fn report(
-    dfa: &DFA,
-    cache: &Cache,
-    sid: regex_automata::hybrid::LazyStateID,
-    found: &mut impl FnMut(usize) -> bool,
-) -> bool {
-    (0..dfa.match_len(cache, sid)).any(|i| found(dfa.match_pattern(cache, sid, i).as_usize()))
 }
 
 #[cfg(test)]
@@ -363,7 +294,7 @@ mod tests {
     fn a_thrashed_cache_hands_over_to_the_meta_engine() {
         // `[ab]*a[ab]{10}` needs a state per distinct 11-byte window.
         let p = pats(&["[ab]*a[ab]{10}c", "b{3}", "ab{5}a", "zz"]);
-        let e = SetEngine::build(&p, Some(16 * 1024)).expect("compiles");
+        let e = SetEngine::build(&p, Some(16 * 1024), scan::SPLIT_MIN).expect("compiles");
         // A fixed pseudo-random a/b text (xorshift), then a match of the
         // first pattern.
         let mut x: u32 = 0x9e37_79b9;
@@ -392,7 +323,7 @@ mod tests {
     #[test]
     fn a_long_text_that_reuses_its_states_keeps_the_lazy_dfa() {
         let p = pats(&["[ab]*a[ab]{10}c", "zz"]);
-        let e = SetEngine::build(&p, Some(16 * 1024)).expect("compiles");
+        let e = SetEngine::build(&p, Some(16 * 1024), scan::SPLIT_MIN).expect("compiles");
         // 60 blocks of 60 pseudo-random a/b bytes, each repeated 20 times:
         // every block brings new states (the cache fills and is cleared
         // again and again), then is searched with the states it made.
@@ -474,6 +405,123 @@ mod tests {
             p == 0
         }));
         assert_eq!(seen, vec![1, 0]);
+    }
+
+    /// The split scan (every text of 2 bytes or more split here) reports
+    /// exactly the meta engine's patterns, on texts where the halves meet
+    /// and texts where a match under way across the cut keeps them apart.
+    #[test]
+    fn split_scans_agree_with_the_meta_engine() {
+        let p = pats(&[
+            "(?is)\\bupdate\\b.*\\bset\\b",
+            "\\bdrop\\s+table\\b",
+            "^\\s*ls\\b",
+            "ab+c$",
+            "(?-u:\\B)",
+            "x\\z",
+            ";\\s*\\S",
+            "é",
+        ]);
+        let e = SetEngine::build(&p, None, 2).expect("compiles");
+        let alphabet = [
+            "update ", "set", " ", "drop", " table", "ls", "abbc", "x", ";", "é",
+        ];
+        scan::MEETINGS.with(|m| m.set((0, 0)));
+        let mut gave_up = 0;
+        for t in crate::testutil::strings(&alphabet, 4) {
+            let mut ps = PatternSet::new(p.len());
+            e.meta.which_overlapping_matches(&Input::new(&t), &mut ps);
+            let want: Vec<usize> = ps.iter().map(|p| p.as_usize()).collect();
+            assert_eq!(which(&e, &t), want, "{t:?}");
+            if !t.contains('é') {
+                assert_eq!(lazy_agrees(&e, &t), want, "{t:?}");
+            } else if !e.lazy_which(&t, &mut |_| false) {
+                gave_up += 1;
+            }
+        }
+        let (met, apart) = scan::MEETINGS.with(|m| m.get());
+        assert!(met > 1000 && apart > 1000, "met {met}, apart {apart}");
+        assert!(
+            gave_up > 100,
+            "`é` under a Unicode `\\b` stops the lazy DFA"
+        );
+    }
+
+    /// A match that starts in the first half and ends in the second is
+    /// found by the first half going on past the cut; one that starts in
+    /// the second half, by the second half alone.
+    #[test]
+    fn matches_across_the_cut_are_found() {
+        let p = pats(&["(?s)update.*where", "drop table", "where"]);
+        let e = SetEngine::build(&p, None, 2).expect("compiles");
+        let pad = "-".repeat(40);
+        // Cut in the middle of the padding: the first half is under way
+        // (`update.*`), the halves do not meet.
+        let t = format!("update{pad}{pad}where");
+        scan::MEETINGS.with(|m| m.set((0, 0)));
+        assert_eq!(lazy_agrees(&e, &t), vec![0, 2]);
+        assert_eq!(scan::MEETINGS.with(|m| m.get()), (0, 1));
+        // `drop table` across the cut: the halves meet after it.
+        let t = format!("{}drop table{}", "-".repeat(15), "-".repeat(20));
+        assert_eq!(
+            (t.len() / 2, &t[20..25]),
+            (22, "table"),
+            "the cut is inside `table`"
+        );
+        scan::MEETINGS.with(|m| m.set((0, 0)));
+        assert_eq!(lazy_agrees(&e, &t), vec![1]);
+        assert_eq!(scan::MEETINGS.with(|m| m.get()), (1, 0));
+        // A match in the second half only, and the halves meet at once.
+        let t = format!("{pad}where{pad}");
+        scan::MEETINGS.with(|m| m.set((0, 0)));
+        assert_eq!(lazy_agrees(&e, &t), vec![2]);
+        assert_eq!(scan::MEETINGS.with(|m| m.get()), (1, 0));
+    }
+
+    /// `found` asking to stop on a match of the second half stops the scan.
+    #[test]
+    fn the_split_scan_stops_when_asked() {
+        let e = SetEngine::build(&pats(&["a", "b"]), None, 2).expect("compiles");
+        let t = format!("{}{}", "-".repeat(50), "b".repeat(50));
+        let mut calls = 0;
+        assert!(e.lazy_which(&t, &mut |p| {
+            calls += 1;
+            assert_eq!(p, 1);
+            true
+        }));
+        assert_eq!(calls, 1);
+        let mut all = 0;
+        e.which(&t, |_| {
+            all += 1;
+            false
+        });
+        assert_eq!(all, 50, "every match position is reported once");
+    }
+
+    /// A non-ASCII byte in the second half under a Unicode `\b` stops the
+    /// lazy DFA there, as it would stop the one-pass scan: the meta engine
+    /// decides.
+    #[test]
+    fn a_quit_byte_in_the_second_half_hands_over() {
+        let e = SetEngine::build(&pats(&["\\bdrop\\b", "x"]), None, 2).expect("compiles");
+        let t = format!("{}drop{}é", "-".repeat(30), "-".repeat(30));
+        assert!(!e.lazy_which(&t, &mut |_| false));
+        assert_eq!(which(&e, &t), vec![0]);
+        let t = format!("{}drop{}e", "-".repeat(30), "-".repeat(30));
+        assert_eq!(lazy_agrees(&e, &t), vec![0]);
+    }
+
+    /// Texts long enough to split by default take the split scan.
+    #[test]
+    fn long_texts_split_by_default() {
+        let e = SetEngine::new(&pats(&["(?i)\\bdrop\\b", "ab"])).expect("compiles");
+        let short = "-".repeat(scan::SPLIT_MIN - 1);
+        let long = "-".repeat(scan::SPLIT_MIN);
+        scan::MEETINGS.with(|m| m.set((0, 0)));
+        assert_eq!(lazy_agrees(&e, &short), Vec::<usize>::new());
+        assert_eq!(scan::MEETINGS.with(|m| m.get()), (0, 0));
+        assert_eq!(lazy_agrees(&e, &format!("{long}DROP")), vec![0]);
+        assert_eq!(scan::MEETINGS.with(|m| m.get()), (1, 0));
     }
 
     #[test]
