@@ -225,22 +225,24 @@ fn scan_split(
     let (left, right) = hay.split_at(mid);
     let pairs = &right[..mid];
     // `first[k]`: the second half's state at `mid + k`, for `k < seen` and
-    // `k < MEET` (the last slot takes every later state, and is not read).
-    let mut first = [s2; MEET + 1];
+    // `k < MEET`.
+    let mut first = [s2; MEET];
     let mut seen = 0;
     // The second half reached the dead state (at `mid + seen`).
     let mut dead = false;
     let mut i = 0;
     loop {
-        if !dead && !s1.is_tagged() && !s2.is_tagged() {
+        if i < mid && !dead && !s1.is_tagged() && !s2.is_tagged() {
             // Both halves in untagged states: one known transition each.
-            while let (Some(&b1), Some(&b2)) = (left.get(i), pairs.get(i)) {
+            for (&b1, &b2) in left[i..].iter().zip(&pairs[i..]) {
                 let t1 = dfa.next_state_untagged(cache, s1, b1);
                 let t2 = dfa.next_state_untagged(cache, s2, b2);
                 if t1.is_tagged() || t2.is_tagged() {
                     break;
                 }
-                first[i.min(MEET)] = s2;
+                if let Some(slot) = first.get_mut(i) {
+                    *slot = s2;
+                }
                 s1 = t1;
                 s2 = t2;
                 i += 1;
@@ -267,7 +269,9 @@ fn scan_split(
             s1 = t1;
         }
         if !dead {
-            first[i.min(MEET)] = s2;
+            if let Some(slot) = first.get_mut(i) {
+                *slot = s2;
+            }
             seen = i + 1;
             let t2 = step!(s2, b2, 2 * i + 1);
             if t2.is_match() && (!utf8empty || text.is_char_boundary(mid + i)) {
