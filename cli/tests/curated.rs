@@ -15,7 +15,7 @@ fn every_curated_policy_passes_its_tests() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["333 passed, 0 failed"],
+        ["342 passed, 0 failed"],
         "{out}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
