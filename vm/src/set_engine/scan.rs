@@ -82,23 +82,53 @@ fn scan_from(
                 cache.search_update(at);
                 next = dfa.next_state(cache, sid, byte).map_err(|_| true)?;
             }
-            if next.is_match() && (!utf8empty || text.is_char_boundary(at)) {
-                if report(dfa, cache, next, found) {
-                    cache.search_finish(at);
-                    return Ok(true);
-                }
-            } else if next.is_dead() {
+            if let Some(done) = settle(dfa, cache, utf8empty, text, at, next, found) {
                 cache.search_finish(at);
-                return Ok(true);
-            } else if next.is_quit() {
-                cache.search_finish(at);
-                return Err(false);
+                return done;
             }
         }
         sid = next;
         at += 1;
     }
     cache.search_finish(at);
+    end_of_input(dfa, cache, sid, found)
+}
+
+/// What the tagged state `next`, entered on the byte at `at` of `text`,
+/// does to a scan: a match state's patterns are reported (not those of a
+/// match that ends inside a character, with `utf8empty`). `Some` ends the
+/// scan, and the caller finishes the search: `found` asked to stop or the
+/// dead state (`Ok(true)`), a quit byte (`Err(false)`).
+#[inline(always)]
+fn settle(
+    dfa: &DFA,
+    cache: &Cache,
+    utf8empty: bool,
+    text: &str,
+    at: usize,
+    next: LazyStateID,
+    found: &mut impl FnMut(usize) -> bool,
+) -> Option<Result<bool, Stopped>> {
+    if next.is_match() && (!utf8empty || text.is_char_boundary(at)) {
+        report(dfa, cache, next, found).then_some(Ok(true))
+    } else if next.is_dead() {
+        Some(Ok(true))
+    } else if next.is_quit() {
+        Some(Err(false))
+    } else {
+        None
+    }
+}
+
+/// The end-of-input transition from `sid` (a search finished on `cache`):
+/// reports the matches that end with the text.
+#[inline]
+fn end_of_input(
+    dfa: &DFA,
+    cache: &mut Cache,
+    sid: LazyStateID,
+    found: &mut impl FnMut(usize) -> bool,
+) -> Result<bool, Stopped> {
     let eoi = dfa.next_eoi_state(cache, sid).map_err(|_| true)?;
     if eoi.is_match() {
         report(dfa, cache, eoi, found);
@@ -254,17 +284,9 @@ fn scan_split(
         // first half alone: each half on its own, checked.
         if let Some(&b1) = left.get(i) {
             let t1 = step!(s1, b1, 2 * i);
-            if t1.is_match() && (!utf8empty || text.is_char_boundary(i)) {
-                if report(dfa, cache, t1, found) {
-                    cache.search_finish(2 * i);
-                    return Some(Ok(true));
-                }
-            } else if t1.is_dead() {
+            if let Some(done) = settle(dfa, cache, utf8empty, text, i, t1, found) {
                 cache.search_finish(2 * i);
-                return Some(Ok(true));
-            } else if t1.is_quit() {
-                cache.search_finish(2 * i);
-                return Some(Err(false));
+                return Some(done);
             }
             s1 = t1;
         }
@@ -302,17 +324,9 @@ fn scan_split(
         for (&want, &byte) in meet.iter().skip(1).zip(&hay[mid..]) {
             let next = step!(s1, byte, n + at - mid);
             if next.is_tagged() {
-                if next.is_match() && (!utf8empty || text.is_char_boundary(at)) {
-                    if report(dfa, cache, next, found) {
-                        cache.search_finish(n + at - mid);
-                        return Some(Ok(true));
-                    }
-                } else if next.is_dead() {
+                if let Some(done) = settle(dfa, cache, utf8empty, text, at, next, found) {
                     cache.search_finish(n + at - mid);
-                    return Some(Ok(true));
-                } else if next.is_quit() {
-                    cache.search_finish(n + at - mid);
-                    return Some(Err(false));
+                    return Some(done);
                 }
             }
             s1 = next;
@@ -334,16 +348,10 @@ fn scan_split(
     // Met at `at`: the second half's run is the text's from there, and its
     // matches are reported.
     cache.search_finish(n + at - mid);
-    if !dead {
-        let eoi = match dfa.next_eoi_state(cache, s2) {
-            Ok(eoi) => eoi,
-            Err(_) => return Some(Err(true)),
-        };
-        if eoi.is_match() {
-            report(dfa, cache, eoi, found);
-        }
+    if dead {
+        return Some(Ok(true));
     }
-    Some(Ok(true))
+    Some(end_of_input(dfa, cache, s2, found))
 }
 
 /// Calls `found` for each pattern of match state `sid`; `true` as soon as
