@@ -10,7 +10,8 @@
 # configuration), --seq-everything N (5000), --rounds N (40 interleaving
 # rounds), --warmup N (2000), --calls N (10000 pipelined calls per round),
 # --calls-everything N (5000), --window W (64), --tput-rounds N (5),
-# --no-kvlar-cli, --no-everything, --no-relay (the do-nothing relay chain).
+# --no-kvlar-cli, --no-everything, --no-relay (the do-nothing relay chain),
+# --no-poll-ablation (the `kvlar proxy --busy-poll 0` chain).
 #
 # Installs kvlar-cli 0.4.0 into .deps/kvlar-cli-0.4.0 (gitignored) the first
 # time. The server-everything rows need tests/e2e/node_modules (scripts/e2e.sh

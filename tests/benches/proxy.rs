@@ -16,6 +16,10 @@
 //! in the chain (pipe hops, wake-ups, where the scheduler puts it), a floor
 //! no real proxy can go under on this machine.
 //!
+//! `kvlar proxy --busy-poll 0` runs next to the default proxy (filesystem.yaml,
+//! allowed and denied calls) unless `--no-poll-ablation` is given: what the
+//! proxy's busy-polling while the server owes an answer saves, in the same run.
+//!
 //! - Round-trip latency: one request in flight; the clock starts before the
 //!   request is written and stops when its response has been read
 //!   (`Instant`). p50 and p99 over all samples.
@@ -86,6 +90,8 @@ struct Options {
     kvlar_cli: Option<PathBuf>,
     /// Whether to run the do-nothing relay chain.
     relay: bool,
+    /// Whether to run `kvlar proxy --busy-poll 0` (curated policy) too.
+    no_poll: bool,
     everything: Option<PathBuf>,
     allow_all: PathBuf,
     curated: PathBuf,
@@ -118,6 +124,7 @@ impl Options {
             kvlar: root.join("target/release/kvlar"),
             kvlar_cli: Some(root.join(".deps/kvlar-cli-0.4.0/bin/kvlar")),
             relay: true,
+            no_poll: true,
             everything: Some(root.join("tests/e2e/node_modules/.bin/mcp-server-everything")),
             allow_all: root.join("tests/e2e/policies/allow-all.yaml"),
             curated: root.join("policies/filesystem.yaml"),
@@ -153,6 +160,7 @@ impl Options {
                 "--everything" => o.everything = Some(val()?.into()),
                 "--no-everything" => o.everything = None,
                 "--no-relay" => o.relay = false,
+                "--no-poll-ablation" => o.no_poll = false,
                 "--allow-all" => o.allow_all = val()?.into(),
                 "--curated" => o.curated = val()?.into(),
                 "--seq" => o.seq = num(val()?)?,
@@ -594,6 +602,12 @@ fn run(o: &Options) -> Result<(), String> {
         ),
         ("kvlar curated".into(), proxy(&o.kvlar, &o.curated, &mock)),
     ];
+    if o.no_poll {
+        // The same proxy without busy-polling (`--busy-poll 0`): what it saves.
+        let mut argv = proxy(&o.kvlar, &o.curated, &mock);
+        argv.splice(2..2, ["--busy-poll".to_owned(), "0".to_owned()]);
+        chains_spec.push(("kvlar curated no-poll".into(), argv));
+    }
     if o.relay {
         let mut argv = vec![me.display().to_string(), "--relay".into(), "--".into()];
         argv.extend_from_slice(&mock);
@@ -689,6 +703,20 @@ fn run(o: &Options) -> Result<(), String> {
     add(
         "kvlar proxy, filesystem.yaml, denied call",
         idx("kvlar curated"),
+        denied,
+        Mock,
+        false,
+    );
+    add(
+        "kvlar proxy --busy-poll 0, filesystem.yaml, allowed call",
+        idx("kvlar curated no-poll"),
+        allowed,
+        Mock,
+        true,
+    );
+    add(
+        "kvlar proxy --busy-poll 0, filesystem.yaml, denied call",
+        idx("kvlar curated no-poll"),
         denied,
         Mock,
         false,

@@ -106,6 +106,7 @@ async def test_config_file_with_flags_over_it(tmp_path):
         "upstream_args: []\n"
         "audit_file: audit.jsonl\n"
         "agent_id: untrusted-7\n"
+        "busy_poll_us: 0\n"
     )
     async with session([KVLAR, "proxy", "--config", str(config)]) as s:
         denied = await s.call_tool("echo", {"message": "x"})
@@ -132,6 +133,22 @@ def test_config_file_errors_have_spans(tmp_path):
     assert run.returncode == 2
     assert "unsupported transport `http`" in run.stderr
     assert f"{config}:1:12" in run.stderr
+    config.write_text("policy_paths: [p.yaml]\nbusy_poll_us: 2000000\n")
+    run = subprocess.run([KVLAR, "proxy", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "busy_poll_us 2000000 is too long" in run.stderr
+    assert f"{config}:2:15" in run.stderr
+    assert "at most 1000000 (one second)" in run.stderr
+
+
+def test_busy_poll_flag_out_of_range_is_refused():
+    run = subprocess.run(
+        [KVLAR, "proxy", "--stdio", "--policy", str(POLICIES / "agents.yaml"), "--busy-poll", "1000001", "--", "true"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert "invalid value '1000001' for '--busy-poll <MICROSECONDS>': 1000001 is not in 0..=1000000" in run.stderr
 
 
 def test_a_policy_that_does_not_compile_stops_the_proxy_before_the_server_starts(tmp_path):

@@ -5,14 +5,16 @@ import os
 import signal
 import time
 
+import pytest
+
 from conftest import EVERYTHING, POLICIES, RECORDER, proxy, wait_for
 
 POLICY = POLICIES / "everything.yaml"
 
 
-def recorder(raw, tmp_path):
+def recorder(raw, tmp_path, *flags):
     log = tmp_path / "received.jsonl"
-    r = raw(proxy(POLICY, RECORDER + [str(log)]))
+    r = raw(proxy(POLICY, RECORDER + [str(log)], *flags))
     return r, log
 
 
@@ -27,8 +29,11 @@ def invalid_request(id, why):
     ).encode()
 
 
-def test_everything_else_is_forwarded_byte_for_byte(raw, tmp_path):
-    r, log = recorder(raw, tmp_path)
+# Busy-polling (on by default) changes how the proxy waits, never what it forwards:
+# off, and with the longest budget (it polls up to a second whenever a request is out).
+@pytest.mark.parametrize("flags", [[], ["--busy-poll", "0"], ["--busy-poll", "1000000"]], ids=["default", "off", "1s"])
+def test_everything_else_is_forwarded_byte_for_byte(raw, tmp_path, flags):
+    r, log = recorder(raw, tmp_path, *flags)
     lines = [
         b'{"jsonrpc":"2.0","id":0,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}\n',
         b'{ "jsonrpc" : "2.0", "id" : "s-1", "method" : "initialize", "params" : {} }\r\n',

@@ -7,6 +7,7 @@
 //! - SIGINT / SIGTERM / SIGHUP: forwarded to the child, then as above.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -21,13 +22,19 @@ use tokio::time::timeout;
 
 use super::policy::Decide;
 use super::session::{self, Context};
+use super::spin::Spin;
 use super::stdio;
 
 /// Time the child gets to exit by itself after its stdin is closed, and after SIGTERM.
 pub const GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the upstream command and the forwarding loops until the child is gone.
-pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>) -> ExitCode {
+pub async fn run<D: Decide>(
+    command: &str,
+    args: &[String],
+    ctx: Arc<Context<D>>,
+    spin: &Spin,
+) -> ExitCode {
     let mut child = match Command::new(command)
         .args(args)
         .stdin(Stdio::piped())
@@ -52,6 +59,8 @@ pub async fn run<D: Decide>(command: &str, args: &[String], ctx: Arc<Context<D>>
     };
 
     let (client_in, client_out) = stdio::open();
+    spin.watch(std::io::stdin().as_fd());
+    spin.watch(child_out.as_fd());
     let (out, rx) = mpsc::channel::<Vec<u8>>(1024);
     let writer = tokio::spawn(session::writer(rx, client_out));
     let pending = ctx.pending.clone();

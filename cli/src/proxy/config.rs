@@ -8,9 +8,11 @@
 //! upstream_args: [server.js, --flag]
 //! audit_file: audit.jsonl                  # relative to this file
 //! agent_id: my-agent
+//! busy_poll_us: 100                        # see `--busy-poll`
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::Deserialize;
@@ -18,6 +20,12 @@ use serde_saphyr::{Location, Spanned};
 
 use super::policy::render;
 use super::ProxyArgs;
+
+/// How long the proxy busy-polls by default (`--busy-poll`, `busy_poll_us`).
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(100);
+
+/// The longest busy-poll budget accepted, in microseconds.
+pub const MAX_BUSY_POLL_US: u64 = 1_000_000;
 
 /// The keys of the config file.
 pub const KEYS: &[&str] = &[
@@ -28,6 +36,7 @@ pub const KEYS: &[&str] = &[
     "upstream_args",
     "audit_file",
     "agent_id",
+    "busy_poll_us",
 ];
 
 /// The config file as written.
@@ -41,6 +50,7 @@ pub struct FileConfig {
     pub upstream_args: Option<Vec<String>>,
     pub audit_file: Option<String>,
     pub agent_id: Option<String>,
+    pub busy_poll_us: Option<Spanned<u64>>,
 }
 
 /// Everything the proxy runs with.
@@ -53,6 +63,9 @@ pub struct Settings {
     pub audit: Option<PathBuf>,
     pub audit_redact: bool,
     pub agent: String,
+    /// How long the proxy polls its inputs before it sleeps while the server
+    /// owes an answer (`--busy-poll`).
+    pub busy_poll: Duration,
 }
 
 /// A config file error, shown with its span.
@@ -117,6 +130,20 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig, String> {
                 span: span_of(text, &t.referenced),
                 label: "only `stdio` is supported".to_owned(),
                 help: Some("use `transport: stdio`".to_owned()),
+            }));
+        }
+    }
+    if let Some(b) = &config.busy_poll_us {
+        if b.value > MAX_BUSY_POLL_US {
+            return Err(render(&ConfigError {
+                message: format!("busy_poll_us {} is too long", b.value),
+                src: NamedSource::new(name, text.to_owned()),
+                span: span_of(text, &b.referenced),
+                label: format!("at most {MAX_BUSY_POLL_US} (one second)"),
+                help: Some(format!(
+                    "the default is {} µs; 0 turns busy-polling off",
+                    DEFAULT_BUSY_POLL.as_micros()
+                )),
             }));
         }
     }
@@ -221,6 +248,10 @@ pub fn resolve(args: ProxyArgs) -> Result<Settings, String> {
             .agent_id
             .or(file.agent_id)
             .unwrap_or_else(|| kvlar_vm::call::MCP_AGENT.to_owned()),
+        busy_poll: args
+            .busy_poll
+            .or(file.busy_poll_us.map(|b| b.value))
+            .map_or(DEFAULT_BUSY_POLL, Duration::from_micros),
     })
 }
 
@@ -232,7 +263,7 @@ mod tests {
     fn full_config() {
         let c = parse(
             "policy_paths: [a.yaml, b.yaml]\nhot_reload: true\ntransport: stdio\nupstream_command: node\n\
-             upstream_args: [s.js, --x]\naudit_file: audit.jsonl\nagent_id: bot-1\n",
+             upstream_args: [s.js, --x]\naudit_file: audit.jsonl\nagent_id: bot-1\nbusy_poll_us: 0\n",
             "proxy.yaml",
         )
         .unwrap();
@@ -243,6 +274,24 @@ mod tests {
         assert_eq!(c.upstream_args.unwrap(), vec!["s.js", "--x"]);
         assert_eq!(c.audit_file.as_deref(), Some("audit.jsonl"));
         assert_eq!(c.agent_id.as_deref(), Some("bot-1"));
+        assert_eq!(c.busy_poll_us.unwrap().value, 0);
+    }
+
+    #[test]
+    fn busy_poll_over_a_second_is_refused_with_its_span() {
+        let err = parse("agent_id: x\nbusy_poll_us: 1000001\n", "p.yaml").unwrap_err();
+        assert!(err.contains("busy_poll_us 1000001 is too long"), "{err}");
+        assert!(err.contains("p.yaml:2:15"), "{err}");
+        assert!(err.contains("at most 1000000 (one second)"), "{err}");
+        assert!(
+            err.contains("the default is 100 µs; 0 turns busy-polling off"),
+            "{err}"
+        );
+        let ok = parse("busy_poll_us: 1000000\n", "p.yaml").unwrap();
+        assert_eq!(ok.busy_poll_us.unwrap().value, 1_000_000);
+        let err = parse("busy_poll_us: -1\n", "p.yaml").unwrap_err();
+        assert!(err.contains("invalid proxy config"), "{err}");
+        assert!(err.contains("p.yaml:1:15"), "{err}");
     }
 
     #[test]
@@ -278,7 +327,7 @@ mod tests {
         let path = dir.join("proxy.yaml");
         std::fs::write(
             &path,
-            "policy_paths: [p.yaml]\nhot_reload: true\nupstream_command: srv\nupstream_args: [a]\naudit_file: a.jsonl\nagent_id: x\n",
+            "policy_paths: [p.yaml]\nhot_reload: true\nupstream_command: srv\nupstream_args: [a]\naudit_file: a.jsonl\nagent_id: x\nbusy_poll_us: 20\n",
         )
         .unwrap();
         let from_file = resolve(ProxyArgs {
@@ -296,18 +345,21 @@ mod tests {
                 audit: Some(dir.join("a.jsonl")),
                 audit_redact: false,
                 agent: "x".into(),
+                busy_poll: Duration::from_micros(20),
             }
         );
         let flagged = resolve(ProxyArgs {
             config: Some(path),
             policies: vec!["q.yaml".into()],
             agent_id: Some("y".into()),
+            busy_poll: Some(0),
             command: vec!["other".into(), "b".into()],
             ..ProxyArgs::default()
         })
         .unwrap();
         assert_eq!(flagged.policies, vec![PathBuf::from("q.yaml")]);
         assert_eq!(flagged.agent, "y");
+        assert_eq!(flagged.busy_poll, Duration::ZERO);
         assert_eq!(
             (flagged.command.as_str(), flagged.args.clone()),
             ("other", vec!["b".to_owned()])

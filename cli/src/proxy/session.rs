@@ -99,6 +99,11 @@ impl Pending {
         }
     }
 
+    /// Whether no forwarded request awaits its answer.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
     /// Takes every pending id (raw JSON text, once per outstanding request).
     pub fn drain(&self) -> Vec<String> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
