@@ -34,6 +34,8 @@
 //!   (128 + signal if it was killed). Exit 2: bad arguments or config;
 //!   1: the policy does not compile; 127: the server command was not found.
 //! - stdout carries protocol only; logs go to stderr, prefixed `[kvlar] `.
+//! - Waiting ([`spin`]): while the server owes an answer, the proxy polls for
+//!   it for up to `--busy-poll` µs (default 100) before it sleeps.
 
 /// Writes one line to stderr. Unlike `eprintln!`, it never panics: a client
 /// that closed the proxy's stderr must not bring the proxy down.
