@@ -235,3 +235,27 @@ def test_stateless_revision_calls_are_evaluated_like_any_other(raw, tmp_path):
     r.send(allowed)
     assert r.response("r2")["result"] == {"method": "tools/call", "size": len(allowed)}
     assert received(log) == [allowed]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_proxy_does_not_spin_while_a_request_is_owed(raw, tmp_path):
+    # Busy-polling runs only while the server owes an answer, and only for its
+    # budget after each message: a request the server never answers must not
+    # keep the proxy polling.
+    r, log = recorder(raw, tmp_path)
+    r.send(b'{"jsonrpc":"2.0","id":1,"method":"hang"}\n')
+    r.send(b'{"jsonrpc":"2.0","id":2,"method":"ping"}\n')
+    assert r.response(2)["result"]["method"] == "ping"
+    time.sleep(0.2)
+    before = cpu_seconds(r.proc.pid)
+    time.sleep(2.0)
+    spent = cpu_seconds(r.proc.pid) - before
+    # A proxy that kept polling would spend about the whole 2 s.
+    assert spent < 0.2, f"the idle proxy used {spent:.2f} s of CPU in 2 s"
+    assert r.proc.poll() is None
