@@ -93,10 +93,12 @@ pub struct ProxyArgs {
     /// The agent id policies see (default: mcp-agent).
     #[arg(long, value_name = "ID")]
     pub agent_id: Option<String>,
-    /// While the server owes an answer, poll for it (and for the client)
-    /// this many microseconds before sleeping: saves a wake-up per call where
-    /// waking a sleeping process is slow, for at most that much CPU per
-    /// message (0: off; default 100; at most 1000000).
+    /// Poll this long for the server's answer before sleeping (default 100; 0: off)
+    ///
+    /// While a forwarded request is unanswered, the proxy polls the server and
+    /// the client this many microseconds before it sleeps. This saves a wake-up
+    /// per call where waking a sleeping process is slow (virtual machines whose
+    /// idle CPUs halt), for at most that much CPU per message. At most 1000000.
     #[arg(long, value_name = "MICROSECONDS",
           value_parser = clap::value_parser!(u64).range(0..=config::MAX_BUSY_POLL_US))]
     pub busy_poll: Option<u64>,
