@@ -91,7 +91,7 @@ struct Options {
     /// Whether to run the do-nothing relay chain.
     relay: bool,
     /// Whether to run `kvlar proxy --busy-poll 0` (curated policy) too.
-    no_poll: bool,
+    poll_ablation: bool,
     everything: Option<PathBuf>,
     allow_all: PathBuf,
     curated: PathBuf,
@@ -124,7 +124,7 @@ impl Options {
             kvlar: root.join("target/release/kvlar"),
             kvlar_cli: Some(root.join(".deps/kvlar-cli-0.4.0/bin/kvlar")),
             relay: true,
-            no_poll: true,
+            poll_ablation: true,
             everything: Some(root.join("tests/e2e/node_modules/.bin/mcp-server-everything")),
             allow_all: root.join("tests/e2e/policies/allow-all.yaml"),
             curated: root.join("policies/filesystem.yaml"),
@@ -160,7 +160,7 @@ impl Options {
                 "--everything" => o.everything = Some(val()?.into()),
                 "--no-everything" => o.everything = None,
                 "--no-relay" => o.relay = false,
-                "--no-poll-ablation" => o.no_poll = false,
+                "--no-poll-ablation" => o.poll_ablation = false,
                 "--allow-all" => o.allow_all = val()?.into(),
                 "--curated" => o.curated = val()?.into(),
                 "--seq" => o.seq = num(val()?)?,
@@ -602,7 +602,7 @@ fn run(o: &Options) -> Result<(), String> {
         ),
         ("kvlar curated".into(), proxy(&o.kvlar, &o.curated, &mock)),
     ];
-    if o.no_poll {
+    if o.poll_ablation {
         // The same proxy without busy-polling (`--busy-poll 0`): what it saves.
         let mut argv = proxy(&o.kvlar, &o.curated, &mock);
         argv.splice(2..2, ["--busy-poll".to_owned(), "0".to_owned()]);

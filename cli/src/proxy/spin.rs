@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use smallvec::SmallVec;
 
 /// The inputs to poll and how long to poll them before the runtime sleeps.
 pub struct Spin {
@@ -64,7 +65,8 @@ impl Spin {
         if inputs.is_empty() {
             return false;
         }
-        let mut set: Vec<PollFd<'_>> = inputs
+        // Two inputs: no allocation each time the runtime parks.
+        let mut set: SmallVec<[PollFd<'_>; 2]> = inputs
             .iter()
             .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
             .collect();
