@@ -744,16 +744,21 @@ fn vm_agrees_with_reference_on_native_policies() {
         for c in &calls {
             let call = c.call();
             let ours = Outcome::from_vm(compiled.program.evaluate(&call));
+            // Again: a tool the dispatch table does not know now runs the
+            // list resolved for it on the first call.
+            let again = Outcome::from_vm(compiled.program.evaluate(&call));
             let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
             evaluations.set(evaluations.get() + 1);
             if !reference.rule.starts_with('_') {
                 decided.set(decided.get() + 1);
             }
-            if ours != reference {
-                return Err(TestCaseError::fail(format!(
-                    "VM and reference disagree\ncall: {c:?}\nreference: {reference:?}\nVM:        {ours:?}\npolicies:\n{}",
-                    yamls.join("---\n")
-                )));
+            for (when, ours) in [("first", &ours), ("second", &again)] {
+                if *ours != reference {
+                    return Err(TestCaseError::fail(format!(
+                        "VM ({when} call) and reference disagree\ncall: {c:?}\nreference: {reference:?}\nVM:        {ours:?}\npolicies:\n{}",
+                        yamls.join("---\n")
+                    )));
+                }
             }
         }
         Ok(())
@@ -1412,14 +1417,18 @@ fn twin_sets_decide_like_the_reference() {
 }
 
 /// The reference decides `tool(args)` with rule `want`, the VM gives the
-/// reference's outcome, and the traced run (chunk by chunk, no fast paths)
-/// the same rule.
+/// reference's outcome twice (a tool the dispatch table does not know runs
+/// the generic list, or its own list from its first call on), and the
+/// traced run (chunk by chunk, no fast paths) the same rule.
 fn assert_decides(compiled: &kvlar_compiler::Compiled, tool: &str, args: &Value, want: &str) {
     let call = kvlar_vm::Call::mcp(tool, args);
     let ours = Outcome::from_vm(compiled.program.evaluate(&call));
     let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
     assert_eq!(reference.rule, want, "reference: {tool} {args}");
     assert_eq!(ours, reference, "VM: {tool} {args}");
+    // Again: a tool the dispatch table does not know now has its own list.
+    let again = Outcome::from_vm(compiled.program.evaluate(&call));
+    assert_eq!(again, reference, "VM, second call: {tool} {args}");
     let mut trace = kvlar_vm::trace::Trace::default();
     let traced = compiled.program.evaluate_traced(&call, &mut trace);
     assert_eq!(traced.rule, want, "traced VM: {tool} {args}");
@@ -1561,6 +1570,19 @@ fn unknown_tools_meet_only_rules_whose_glob_matches() {
     for (tool, args, want) in cases {
         assert_decides(&gated, tool, args, want);
     }
+    // Each distinct tool the table does not know (all but `run`) got a list
+    // of its own on its first call.
+    assert_eq!(gated.program.resolved_tools(), 13);
+    // Past the cache's 64 names, tools run the generic list, still right.
+    for i in 0..1000 {
+        let tool = format!("exec_{i}");
+        assert_decides(&gated, &tool, &bad, "exec-bad");
+        assert_decides(&gated, &tool, &good, "exec-any");
+        assert_decides(&gated, &format!("db{i}"), &good, "_default_deny");
+    }
+    assert_eq!(gated.program.resolved_tools(), 64);
+    assert_decides(&gated, "exec_later", &bad, "exec-bad");
+    assert_decides(&gated, "send_email", &bad, "_default_deny");
 
     // A `*` rule applies to every tool: no gate, and it still decides.
     let star = yaml.clone() + &rule("star", "[\"*\"]", on_x);

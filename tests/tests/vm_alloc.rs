@@ -176,6 +176,21 @@ fn evaluation_does_not_allocate() {
             json!({"source": "/workspace/a", "destination": "/workspace/b"}),
             Effect::RequireApproval,
         ),
+        // Tools only a glob or `*` rule meets: their list is resolved on the
+        // warm-up call, the counted call finds it.
+        (
+            "filesystem.yaml",
+            "list_directory",
+            json!({"path": "/workspace/src"}),
+            Effect::Allow,
+        ),
+        (
+            "filesystem.yaml",
+            "list_directory",
+            json!({"path": "/srv/project"}),
+            Effect::RequireApproval,
+        ),
+        ("filesystem.yaml", "launch_rocket", json!({}), Effect::Deny),
         (
             "postgres.yaml",
             "query",
@@ -234,4 +249,39 @@ fn counter_counts() {
     COUNTING.with(|on| on.set(false));
     drop(v);
     assert_eq!(COUNT.with(Cell::get), 1);
+}
+
+/// Tools the dispatch table does not know get a list of their own on their
+/// first call, which allocates; once the program's 64 names are taken, a
+/// new tool's first call runs the generic list and allocates nothing.
+#[test]
+fn new_tools_past_a_full_name_cache_do_not_allocate() {
+    let program = compile("filesystem.yaml");
+    let args = json!({"path": "/srv/project"});
+    let first_call = |tool: &str| {
+        COUNT.with(|n| n.set(0));
+        COUNTING.with(|on| on.set(true));
+        let d = program.evaluate(&Call::mcp(tool, &args));
+        COUNTING.with(|on| on.set(false));
+        (COUNT.with(Cell::get), d.effect, d.rule.to_string())
+    };
+    let (n, effect, rule) = first_call("list_directory_0");
+    assert_eq!(
+        (effect, rule.as_str()),
+        (Effect::RequireApproval, "approve-read-elsewhere")
+    );
+    assert!(n > 0, "the first name is resolved (and allocates)");
+    for i in 1..1000 {
+        first_call(&format!("list_directory_{i}"));
+    }
+    assert_eq!(program.resolved_tools(), 64);
+    for tool in ["list_directory_new", "launch_rocket"] {
+        let (n, effect, rule) = first_call(tool);
+        assert_eq!(n, 0, "{tool}: {n} allocations");
+        let want = match tool {
+            "launch_rocket" => (Effect::Deny, "_default_deny"),
+            _ => (Effect::RequireApproval, "approve-read-elsewhere"),
+        };
+        assert_eq!((effect, rule.as_str()), want, "{tool}");
+    }
 }

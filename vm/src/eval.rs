@@ -114,11 +114,24 @@ impl Program {
                 true => entry.names.lookup_unfiltered(call.tool),
                 false => None,
             };
-            let immediate = match known {
-                Some(k) => k.immediate,
-                // A tool no rule names, when no rule applies to every tool.
-                None if entry.unknown_empty => return self.decision(entry.end.exit()),
-                None => {
+            // A tool no rule names, when no rule applies to every tool.
+            if known.is_none() && entry.unknown_empty {
+                return self.decision(entry.end.exit());
+            }
+            // A tool no rule names, with its own list since its first call.
+            let resolved = match known {
+                Some(_) => None,
+                None => self.unknown_list(entry.table, call.tool),
+            };
+            let immediate = match (known, resolved) {
+                (Some(k), _) => k.immediate,
+                (None, Some(r)) => {
+                    if r.immediate == NO_RULE && r.list.is_empty() {
+                        return self.decision(entry.end.exit());
+                    }
+                    r.immediate
+                }
+                (None, None) => {
                     // A tool no rule names and no glob of theirs matches.
                     if let (Some(mask), Some(g)) = (&entry.unknown_globs, &self.globs) {
                         let bits = g.which(call.tool);
@@ -135,13 +148,19 @@ impl Program {
             if immediate != NO_RULE {
                 return self.decision(Exit::Decide(immediate));
             }
-            if let Some(Const::Dispatch(d)) = self.consts.get(entry.table as usize) {
-                pre = Some((
+            pre = match (resolved, self.consts.get(entry.table as usize)) {
+                (Some(r), _) => Some((
+                    ((&r.list[..], Some(&r.runs)), (&[][..], None)),
+                    entry.end,
+                    false,
+                )),
+                (None, Some(Const::Dispatch(d))) => Some((
                     d.lists_of(known.map(|k| k.list)),
                     entry.end,
                     known.is_some(),
-                ));
-            }
+                )),
+                _ => None,
+            };
         }
         // A register file only as large as the program needs: clearing 32
         // registers costs more than deciding most calls.
@@ -151,6 +170,19 @@ impl Program {
             5..=12 => self.run_sized::<12, T>(call, t, pre),
             _ => self.run_sized::<MAX_REGS, T>(call, t, pre),
         }
+    }
+
+    /// The list of a tool the entry's dispatch table (constant `table`) does
+    /// not know: cached, or resolved now if the cache has room for it.
+    #[inline]
+    fn unknown_list(&self, table: u16, tool: &str) -> Option<&crate::names_cache::Resolved> {
+        let Some(Const::Dispatch(d)) = self.consts.get(table as usize) else {
+            return None;
+        };
+        let hash = crate::program::name_hash(tool);
+        self.unknown_names.get_or_resolve(tool, hash, || {
+            crate::names_cache::resolve(d, tool, &self.consts, &self.chunks, &self.fast)
+        })
     }
 
     /// Picks the result-bit array's size class from the program's set

@@ -65,7 +65,7 @@ fn returns_false(code: &[u8], pc: usize) -> bool {
 }
 
 /// The jump target of a `jump_false` decoded at `pc`, if it returns false.
-fn jumps_to_false(code: &[u8], pc: usize) -> Option<usize> {
+pub(crate) fn jumps_to_false(code: &[u8], pc: usize) -> Option<usize> {
     match decode(code, pc) {
         Ok((Instr::JumpIfFalse { off }, next)) if returns_false(code, next + off as usize) => {
             Some(next)
@@ -256,7 +256,7 @@ pub(crate) fn immediates(d: &Dispatch, fast: &[FastRule]) -> Vec<u16> {
 
 /// The rule of `first` if it decides with no condition left (its fast form
 /// at its entry point is "always", with no name test), else [`NO_RULE`].
-fn immediate(first: Option<Step>, fast: &[FastRule]) -> u16 {
+pub(crate) fn immediate(first: Option<Step>, fast: &[FastRule]) -> u16 {
     let always = Some(Fast {
         names: None,
         rest: Rest::Always,
@@ -286,6 +286,15 @@ pub(crate) fn derive(consts: &[Const], chunks: &[Chunk], rules: usize) -> Vec<Fa
             };
             if pc == 0 {
                 slot.top = recognise(&ch.code, 0);
+                // A glob rule is entered past its test too, by the lists of
+                // the names it matches that no rule names exactly
+                // (`names_cache`): unless a known list enters it, there.
+                if slot.past_pc == 0 {
+                    if let Some((_, past)) = crate::names_cache::past_tool_test(&ch.code) {
+                        slot.past_pc = past;
+                        slot.past = recognise(&ch.code, past as usize);
+                    }
+                }
             } else {
                 slot.past_pc = pc;
                 slot.past = recognise(&ch.code, pc as usize);

@@ -49,6 +49,7 @@ mod eval;
 mod fast;
 pub mod format;
 pub mod kvlar;
+mod names_cache;
 pub mod op;
 mod prefilter;
 pub mod program;

@@ -412,7 +412,7 @@ impl std::hash::Hasher for KeyHasher {
 
 /// The dispatch hash of a tool name.
 #[inline(always)]
-fn name_hash(name: &str) -> u64 {
+pub(crate) fn name_hash(name: &str) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one(name)
 }
@@ -576,6 +576,9 @@ pub struct Program {
     pub(crate) entry: Option<crate::fast::Entry>,
     /// The patterns of all regex sets (the per-call result bits needed).
     pub(crate) set_patterns: usize,
+    /// Tool names the dispatch table does not know, with the rules each can
+    /// meet, resolved on first use (filled while running, never serialised).
+    pub(crate) unknown_names: crate::names_cache::NameCache,
 }
 
 impl Program {
@@ -594,6 +597,7 @@ impl Program {
             globs: None,
             entry: None,
             set_patterns: 0,
+            unknown_names: Default::default(),
         };
         verify::verify(&program)?;
         program.hash = format::content_hash(&program);
@@ -720,6 +724,13 @@ impl Program {
             }
         }
         out
+    }
+
+    /// How many tool names the dispatch table does not know have been given
+    /// a list of their own since the program was built (on their first
+    /// call; at most 64, see `names_cache`).
+    pub fn resolved_tools(&self) -> usize {
+        self.unknown_names.len()
     }
 
     /// The debug entry of an instruction, if any.
