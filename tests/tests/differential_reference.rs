@@ -1573,6 +1573,14 @@ fn unknown_tools_meet_only_rules_whose_glob_matches() {
     // Each distinct tool the table does not know (all but `run`) got a list
     // of its own on its first call.
     assert_eq!(gated.program.resolved_tools(), 13);
+    // A name longer than 256 bytes is never resolved (each glob rule would
+    // test it on its own): the generic list decides it, every time.
+    for n in [256, 257, 100_000] {
+        let long = format!("exec{}", "x".repeat(n - 4));
+        assert_decides(&gated, &long, &bad, "exec-bad");
+        assert_decides(&gated, &format!("{long}\n"), &bad, "_default_deny");
+    }
+    assert_eq!(gated.program.resolved_tools(), 14, "only the 256-byte name");
     // Past the cache's 64 names, tools run the generic list, still right.
     for i in 0..1000 {
         let tool = format!("exec_{i}");

@@ -179,6 +179,9 @@ impl Program {
         let Some(Const::Dispatch(d)) = self.consts.get(table as usize) else {
             return None;
         };
+        if tool.len() > crate::names_cache::MAX_NAME {
+            return None;
+        }
         let hash = crate::program::name_hash(tool);
         self.unknown_names.get_or_resolve(tool, hash, || {
             crate::names_cache::resolve(d, tool, &self.consts, &self.chunks, &self.fast)

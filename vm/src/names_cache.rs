@@ -15,6 +15,9 @@
 //! empty one) and holds at most [`SLOTS`] names, each set once and never
 //! replaced: a caller sending ever new names fills it and is then served by
 //! the generic list, uncached, without allocating. Reads take no lock.
+//! Names longer than [`MAX_NAME`] are never resolved: resolving tests the
+//! name against each glob rule on its own, where the generic list matches
+//! all globs in one pass, and a caller could send a name of megabytes.
 
 use std::sync::OnceLock;
 
@@ -26,6 +29,9 @@ use crate::program::{Chunk, Const, Dispatch, Step};
 pub(crate) const SLOTS: usize = 64;
 /// Slots tried from a name's home slot.
 const PROBES: usize = 4;
+/// The longest name resolved, in bytes (MCP asks for tool names of 1 to
+/// 128 characters).
+pub(crate) const MAX_NAME: usize = 256;
 
 /// One unknown tool name's rules: its dispatch list and that list's runs,
 /// and the rule that decides every call of it at once, if any.
