@@ -106,18 +106,42 @@ impl Program {
         bound.first().copied().unwrap_or(0)
     }
 
+    /// The entry dispatch's quick answers, kept small enough to inline:
+    /// a tool no rule can apply to, or a known tool whose first rule has no
+    /// condition left, is decided here without setting up the rest of the
+    /// evaluation (its registers, result bits and the larger stack frame of
+    /// [`Program::run_rest`]).
+    #[inline(always)]
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
-        let mut pre = None;
-        if let (false, Some(entry)) = (T::ENABLED, &self.entry) {
-            // The filter tells most unknown tools apart without hashing.
-            let known = match entry.names.filter.may_contain(call.tool) {
-                true => entry.names.lookup_unfiltered(call.tool),
-                false => None,
-            };
+        let Some(entry) = self.entry.as_ref().filter(|_| !T::ENABLED) else {
+            return self.run_rest(call, t, None);
+        };
+        // The filter tells most unknown tools apart without hashing.
+        let known = match entry.names.filter.may_contain(call.tool) {
+            true => entry.names.lookup_unfiltered(call.tool),
+            false => None,
+        };
+        match known {
             // A tool no rule names, when no rule applies to every tool.
-            if known.is_none() && entry.unknown_empty {
-                return self.decision(entry.end.exit());
-            }
+            None if entry.unknown_empty => self.decision(entry.end.exit()),
+            // The tool's first rule has no condition left.
+            Some(k) if k.immediate != NO_RULE => self.decision(Exit::Decide(k.immediate)),
+            _ => self.run_rest(call, t, Some(known)),
+        }
+    }
+
+    /// [`Program::run`] past its quick answers; `known` is the entry's name
+    /// lookup when `run` did it (`None`: an evaluation with a sink, or a
+    /// program without an entry dispatch).
+    #[inline(never)]
+    fn run_rest<'p, T: Sink>(
+        &'p self,
+        call: &Call,
+        t: &mut T,
+        known: Option<Option<crate::program::Known>>,
+    ) -> Decision<'p> {
+        let mut pre = None;
+        if let (Some(known), Some(entry)) = (known, &self.entry) {
             // A tool no rule names, with its own list since its first call.
             let resolved = match known {
                 Some(_) => None,
@@ -221,8 +245,20 @@ impl Program {
         let exit = match pre {
             Some((sel, end, indexed)) => {
                 scratch.tool_indexed = Some(indexed);
-                self.dispatch(sel, call, &mut regs, &mut scratch, t)
-                    .unwrap_or(end.exit())
+                match one_run(sel) {
+                    // The whole list is one run: decided by its bits alone,
+                    // without the list walk of `dispatch`.
+                    Some((run, len)) if !T::ENABLED => {
+                        match self.run_bits(run, 0, len, call, &mut scratch) {
+                            Some(Some(rule)) => Exit::Decide(rule),
+                            Some(None) => end.exit(),
+                            None => Exit::Fault,
+                        }
+                    }
+                    _ => self
+                        .dispatch(sel, call, &mut regs, &mut scratch, t)
+                        .unwrap_or(end.exit()),
+                }
             }
             None => self.exec(0, 0, call, &mut regs, &mut scratch, t),
         };
@@ -1077,13 +1113,74 @@ mod scan_tests {
     }
 }
 
+/// Hand-assembled programs for the tests below: what a precompiled program
+/// file may hold, without the compiler.
+#[cfg(test)]
+mod assembled {
+    use crate::op::{encode, Instr};
+    use crate::program::{Chunk, Const, PolicyInfo, ProgramParts, RuleInfo, Step};
+    use crate::{Effect, Program};
+
+    /// A chunk of `instrs`.
+    pub fn chunk(instrs: &[Instr]) -> Chunk {
+        let mut code = Vec::new();
+        for i in instrs {
+            encode(i, &mut code);
+        }
+        Chunk { code }
+    }
+
+    /// The step that runs rule `rule` from its chunk's top (chunk `rule + 1`;
+    /// chunk 0 is the entry).
+    pub fn step(rule: u16) -> Step {
+        Step::Rule {
+            rule,
+            chunk: rule + 1,
+            pc: 0,
+        }
+    }
+
+    /// Verifies a one-policy program (default deny) whose entry is
+    /// `dispatch #table; halt`, with `rules` in order, rule `i` in chunk
+    /// `i + 1`.
+    pub fn program(
+        consts: Vec<Const>,
+        rule_chunks: Vec<Chunk>,
+        rules: &[(&str, Effect)],
+    ) -> Program {
+        let table = consts.len() as u16 - 1;
+        assert!(matches!(consts.last(), Some(Const::Dispatch(_))));
+        let entry = chunk(&[Instr::Dispatch { table }, Instr::Halt]);
+        let mut chunks = vec![entry];
+        chunks.extend(rule_chunks);
+        Program::new(ProgramParts {
+            consts,
+            chunks,
+            rules: rules
+                .iter()
+                .map(|(id, effect)| RuleInfo {
+                    id: (*id).into(),
+                    effect: *effect,
+                    reason: None,
+                    policy: 0,
+                })
+                .collect(),
+            policies: vec![PolicyInfo {
+                name: "p".into(),
+                default_allow: false,
+            }],
+            ..Default::default()
+        })
+        .expect("verifies")
+    }
+}
+
 #[cfg(test)]
 mod name_list_tests {
-    use crate::op::{encode, Field, Instr};
-    use crate::program::{
-        Chunk, Const, Dispatch, Matcher, PolicyInfo, ProgramParts, RuleInfo, Step,
-    };
-    use crate::{Call, Effect, Program};
+    use super::assembled::{chunk, program, step};
+    use crate::op::{Field, Instr};
+    use crate::program::{Chunk, Const, Dispatch, Matcher};
+    use crate::{Call, Effect};
 
     fn glob(g: &str) -> Matcher {
         let re = crate::kvlar::glob_regex(g).expect("a glob");
@@ -1095,17 +1192,13 @@ mod name_list_tests {
 
     /// A rule chunk: "the tool is in list `list`".
     fn name_rule(list: u16) -> Chunk {
-        let mut code = Vec::new();
-        for i in [
+        chunk(&[
             Instr::NameIn {
                 field: Field::Tool,
                 list,
             },
             Instr::Return,
-        ] {
-            encode(&i, &mut code);
-        }
-        Chunk { code }
+        ])
     }
 
     /// A tool the entry's index does not know skips the exact names of a
@@ -1114,46 +1207,23 @@ mod name_list_tests {
     /// compares it.
     #[test]
     fn exact_names_outside_the_index_are_still_compared() {
-        let mut entry = Vec::new();
-        for i in [Instr::Dispatch { table: 2 }, Instr::Halt] {
-            encode(&i, &mut entry);
-        }
-        let rule = |rule: u16| Step::Rule {
-            rule,
-            chunk: rule + 1,
-            pc: 0,
-        };
         let table = Dispatch::new(
             vec![("t_a".into(), 0)],
-            vec![vec![(0, rule(0)), (2, rule(1))]],
+            vec![vec![(0, step(0)), (2, step(1))]],
             Vec::new(),
-            vec![(0, rule(0)), (2, rule(1))],
+            vec![(0, step(0)), (2, step(1))],
         );
-        let program = Program::new(ProgramParts {
-            consts: vec![
+        let program = program(
+            vec![
                 // Indexed: t_a; and a glob.
                 Const::Matchers(vec![Matcher::Exact("t_a".into()), glob("g_*")]),
                 // t_z is not in the index.
                 Const::Matchers(vec![Matcher::Exact("t_z".into()), glob("h_*")]),
                 Const::Dispatch(table),
             ],
-            chunks: vec![Chunk { code: entry }, name_rule(0), name_rule(1)],
-            rules: ["indexed", "outside"]
-                .iter()
-                .map(|id| RuleInfo {
-                    id: (*id).into(),
-                    effect: Effect::Deny,
-                    reason: None,
-                    policy: 0,
-                })
-                .collect(),
-            policies: vec![PolicyInfo {
-                name: "p".into(),
-                default_allow: false,
-            }],
-            ..Default::default()
-        })
-        .expect("verifies");
+            vec![name_rule(0), name_rule(1)],
+            &[("indexed", Effect::Deny), ("outside", Effect::Deny)],
+        );
         let entry = program.entry.as_ref().expect("the entry shortcut");
         assert_eq!(entry.exact_indexed, vec![true, false, false]);
         let args = serde_json::json!({});
@@ -1167,5 +1237,95 @@ mod name_list_tests {
             let d = program.evaluate(&Call::mcp(tool, &args));
             assert_eq!(d.rule, want, "{tool}");
         }
+    }
+}
+
+/// The run that holds every step of the selected lists, and their length,
+/// when there is one: the tool's own list is a single run from its first
+/// step to its last, and the generic list is empty.
+#[inline]
+fn one_run<'a>(((a, runs), (b, _)): Selected<'a>) -> Option<(&'a Run, usize)> {
+    match (runs?.runs.as_slice(), b.is_empty()) {
+        ([run], true) if run.first == 0 && run.keys.len() == a.len() => Some((run, a.len())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod one_run_tests {
+    use super::assembled::{chunk, program, step};
+    use crate::op::Instr;
+    use crate::program::{Chunk, Const, Dispatch, RegexSet, SetSubject};
+    use crate::{Call, Effect};
+
+    /// A rule chunk: "pattern `pattern` of set 0 matches".
+    fn set_rule(pattern: u16) -> Chunk {
+        chunk(&[
+            Instr::TestSet {
+                set: 0,
+                pattern,
+                negate: false,
+            },
+            Instr::JumpIfFalse { off: 3 },
+            Instr::SetFlag { value: true },
+            Instr::Return,
+            Instr::SetFlag { value: false },
+            Instr::Return,
+        ])
+    }
+
+    /// A tool whose whole list is one run is decided from the run's bits
+    /// alone; when no bit decides, the entry chunk's end (`halt`) does. The
+    /// counting path, which walks the list step by step, agrees on every
+    /// call.
+    #[test]
+    fn a_whole_list_run_decides_alone() {
+        let set = RegexSet::new(
+            0,
+            SetSubject::KvParam("sql".into()),
+            vec!["drop".into(), "delete".into(), "^select".into()],
+        )
+        .expect("compiles");
+        let table = Dispatch::new(
+            vec![("query".into(), 0)],
+            vec![vec![(0, step(0)), (2, step(1)), (4, step(2))]],
+            Vec::new(),
+            Vec::new(),
+        );
+        let program = program(
+            vec![Const::RegexSet(set), Const::Dispatch(table)],
+            vec![set_rule(0), set_rule(1), set_rule(2)],
+            &[
+                ("no-drop", Effect::Deny),
+                ("no-delete", Effect::Deny),
+                ("read", Effect::Allow),
+            ],
+        );
+        let summary = program.fast_summary();
+        assert_eq!((summary.runs, summary.run_steps), (1, 3));
+        assert!(summary.entry_shortcut);
+        for (args, want) in [
+            (serde_json::json!({"sql": "update t"}), "_default_deny"),
+            (serde_json::json!({}), "_default_deny"),
+            (
+                serde_json::json!({"sql": "select 1; delete x; drop y"}),
+                "no-drop",
+            ),
+            (
+                serde_json::json!({"sql": "select 1; delete x"}),
+                "no-delete",
+            ),
+            (serde_json::json!({"sql": "select 1"}), "read"),
+        ] {
+            let call = Call::mcp("query", &args);
+            let d = program.evaluate(&call);
+            assert_eq!(d.rule, want, "{args}");
+            assert_eq!(d.effect == Effect::Allow, want == "read", "{args}");
+            let (walked, _) = program.evaluate_counting(&call);
+            assert_eq!(walked, d, "{args}");
+        }
+        // Another tool: no rule applies to it.
+        let d = program.evaluate(&Call::mcp("other", &serde_json::json!({"sql": "select"})));
+        assert_eq!(d.rule, "_default_deny");
     }
 }
