@@ -106,42 +106,18 @@ impl Program {
         bound.first().copied().unwrap_or(0)
     }
 
-    /// The entry dispatch's quick answers, kept small enough to inline:
-    /// a tool no rule can apply to, or a known tool whose first rule has no
-    /// condition left, is decided here without setting up the rest of the
-    /// evaluation (its registers, result bits and the larger stack frame of
-    /// [`Program::run_rest`]).
-    #[inline(always)]
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
-        let Some(entry) = self.entry.as_ref().filter(|_| !T::ENABLED) else {
-            return self.run_rest(call, t, None);
-        };
-        // The filter tells most unknown tools apart without hashing.
-        let known = match entry.names.filter.may_contain(call.tool) {
-            true => entry.names.lookup_unfiltered(call.tool),
-            false => None,
-        };
-        match known {
-            // A tool no rule names, when no rule applies to every tool.
-            None if entry.unknown_empty => self.decision(entry.end.exit()),
-            // The tool's first rule has no condition left.
-            Some(k) if k.immediate != NO_RULE => self.decision(Exit::Decide(k.immediate)),
-            _ => self.run_rest(call, t, Some(known)),
-        }
-    }
-
-    /// [`Program::run`] past its quick answers; `known` is the entry's name
-    /// lookup when `run` did it (`None`: an evaluation with a sink, or a
-    /// program without an entry dispatch).
-    #[inline(never)]
-    fn run_rest<'p, T: Sink>(
-        &'p self,
-        call: &Call,
-        t: &mut T,
-        known: Option<Option<crate::program::Known>>,
-    ) -> Decision<'p> {
         let mut pre = None;
-        if let (Some(known), Some(entry)) = (known, &self.entry) {
+        if let (false, Some(entry)) = (T::ENABLED, &self.entry) {
+            // The filter tells most unknown tools apart without hashing.
+            let known = match entry.names.filter.may_contain(call.tool) {
+                true => entry.names.lookup_unfiltered(call.tool),
+                false => None,
+            };
+            // A tool no rule names, when no rule applies to every tool.
+            if known.is_none() && entry.unknown_empty {
+                return self.decision(entry.end.exit());
+            }
             // A tool no rule names, with its own list since its first call.
             let resolved = match known {
                 Some(_) => None,
