@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::builtins;
 use crate::call::Call;
 use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
-use crate::fast::{End, Fast, GlobIndex, ListRuns, Rest, Run, ToolGlobs, MAX_TOOL_GLOBS, NO_RULE};
+use crate::fast::{Fast, GlobIndex, ListRuns, Rest, Run, ToolGlobs, MAX_TOOL_GLOBS, NO_RULE};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant};
 use crate::program::{
@@ -116,7 +116,7 @@ impl Program {
             };
             // A tool no rule names, when no rule applies to every tool.
             if known.is_none() && entry.unknown_empty {
-                return self.decision(entry.end.exit());
+                return self.decision(Exit::Halt);
             }
             // A tool no rule names, with its own list since its first call.
             let resolved = match known {
@@ -127,7 +127,7 @@ impl Program {
                 (Some(k), _) => k.immediate,
                 (None, Some(r)) => {
                     if r.immediate == NO_RULE && r.list.is_empty() {
-                        return self.decision(entry.end.exit());
+                        return self.decision(Exit::Halt);
                     }
                     r.immediate
                 }
@@ -138,7 +138,7 @@ impl Program {
                         // (Recomputed by the rules' name tests otherwise:
                         // carrying the bits over costs as much.)
                         if !crate::fast::any_common(mask, &bits) {
-                            return self.decision(entry.end.exit());
+                            return self.decision(Exit::Halt);
                         }
                     }
                     entry.unknown_immediate
@@ -149,16 +149,10 @@ impl Program {
                 return self.decision(Exit::Decide(immediate));
             }
             pre = match (resolved, self.consts.get(entry.table as usize)) {
-                (Some(r), _) => Some((
-                    ((&r.list[..], Some(&r.runs)), (&[][..], None)),
-                    entry.end,
-                    false,
-                )),
-                (None, Some(Const::Dispatch(d))) => Some((
-                    d.lists_of(known.map(|k| k.list)),
-                    entry.end,
-                    known.is_some(),
-                )),
+                (Some(r), _) => Some((((&r.list[..], Some(&r.runs)), (&[][..], None)), false)),
+                (None, Some(Const::Dispatch(d))) => {
+                    Some((d.lists_of(known.map(|k| k.list)), known.is_some()))
+                }
                 _ => None,
             };
         }
@@ -206,8 +200,8 @@ impl Program {
     }
 
     /// Runs the program with a register file of `N`; when the entry
-    /// dispatch's lists are already selected (`pre`, with the entry chunk's
-    /// end), straight from them.
+    /// dispatch's lists are already selected (`pre`), straight from them
+    /// (no rule deciding: the entry chunk's `halt`).
     #[inline]
     fn run_with<'p, const N: usize, const W: usize, T: Sink>(
         &'p self,
@@ -219,7 +213,7 @@ impl Program {
         let mut words = [0u64; W];
         let mut scratch = Scratch::new(&mut words);
         let exit = match pre {
-            Some((sel, end, indexed)) => {
+            Some((sel, indexed)) => {
                 scratch.tool_indexed = Some(indexed);
                 match one_run(sel) {
                     // The whole list is one run: decided by its bits alone,
@@ -227,13 +221,13 @@ impl Program {
                     Some((run, len)) if !T::ENABLED => {
                         match self.run_bits(run, 0, len, call, &mut scratch) {
                             Some(Some(rule)) => Exit::Decide(rule),
-                            Some(None) => end.exit(),
+                            Some(None) => Exit::Halt,
                             None => Exit::Fault,
                         }
                     }
                     _ => self
                         .dispatch(sel, call, &mut regs, &mut scratch, t)
-                        .unwrap_or(end.exit()),
+                        .unwrap_or(Exit::Halt),
                 }
             }
             None => self.exec(0, 0, call, &mut regs, &mut scratch, t),
@@ -700,17 +694,6 @@ impl Program {
     }
 }
 
-impl End {
-    /// The exit of the entry chunk's last instruction.
-    #[inline]
-    fn exit(self) -> Exit {
-        match self {
-            End::Halt => Exit::Halt,
-            End::DefaultAllow => Exit::DefaultAllow,
-        }
-    }
-}
-
 enum Exit {
     Decide(u16),
     DefaultAllow,
@@ -765,9 +748,9 @@ fn lookup<'a>(base: Val<'a>, path: &[PathSeg]) -> Val<'a> {
 /// The two dispatch lists selected for a call (see `Dispatch::select`).
 type Selected<'p> = (SelectedList<'p>, SelectedList<'p>);
 
-/// The entry dispatch already done by `run`: the two lists, the entry
-/// chunk's end, and whether the table knows the tool.
-type Pre<'p> = (Selected<'p>, End, bool);
+/// The entry dispatch already done by `run`: the two lists, and whether the
+/// table knows the tool.
+type Pre<'p> = (Selected<'p>, bool);
 
 /// Per-call memory: regex-set results and the last name-list test.
 struct Scratch<'s> {

@@ -116,27 +116,19 @@ fn returns_true_if(code: &[u8], pc: usize, rest: Rest) -> Option<Rest> {
     }
 }
 
-/// How the entry chunk ends when no rule decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum End {
-    /// `halt`: `_default_deny`.
-    Halt,
-    /// `default_allow`: `_default_allow`.
-    DefaultAllow,
-}
-
-/// The entry chunk when it is nothing but the tool dispatch and its end
-/// (what the compiler emits for every policy set). The interpreter then
+/// The entry chunk when it is nothing but the tool dispatch and `halt`
+/// (what the compiler emits for every policy set; verification requires the
+/// entry chunk to end with `halt`, so no rule deciding means
+/// `_default_deny`). The interpreter then
 /// selects the tool's lists before building any per-call state, and decides
 /// calls that meet no rule, or an unconditional one first, right there.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// The dispatch table (constant index).
     pub table: u16,
-    pub end: End,
     /// The table's name lookup (a copy, so that a call reaches it without
     /// going through the constant pool), and whether tools it does not know
-    /// meet no rule at all (then a filter miss decides `end` at once).
+    /// meet no rule at all (then a filter miss decides `_default_deny` at once).
     pub names: NameIndex,
     pub unknown_empty: bool,
     /// For tools the table does not know: the rule that decides at once
@@ -176,10 +168,8 @@ pub(crate) fn entry(
     let (Instr::Dispatch { table }, next) = decode(code, 0).ok()? else {
         return None;
     };
-    let (end, after) = match decode(code, next).ok()? {
-        (Instr::Halt, after) => (End::Halt, after),
-        (Instr::DefaultAllow { .. }, after) => (End::DefaultAllow, after),
-        _ => return None,
+    let (Instr::Halt, after) = decode(code, next).ok()? else {
+        return None;
     };
     let Some(Const::Dispatch(d)) = consts.get(table as usize) else {
         return None;
@@ -199,7 +189,6 @@ pub(crate) fn entry(
         .collect();
     Some(Entry {
         table,
-        end,
         names: (*d.index).clone(),
         unknown_empty: d.generic_unknown.is_empty(),
         unknown_immediate: immediate(first_step(&[], &d.generic_unknown), fast),
