@@ -533,6 +533,17 @@ fn first_at(
         .find(|&k| may(k))
 }
 
+/// The run that holds every step of the selected lists, and their length,
+/// when there is one: the tool's own list is a single run from its first
+/// step to its last, and the generic list is empty.
+#[inline]
+fn one_run<'a>(((a, runs), (b, _)): Selected<'a>) -> Option<(&'a Run, usize)> {
+    match (runs?.runs.as_slice(), b.is_empty()) {
+        ([run], true) if run.first == 0 && run.keys.len() == a.len() => Some((run, a.len())),
+        _ => None,
+    }
+}
+
 /// The run holding position `pos` of a list, if any: the run, the offset of
 /// `pos` in it, and how many of its steps from there come before the other
 /// list's next step (order key `other`).
@@ -1196,17 +1207,6 @@ mod name_list_tests {
             let d = program.evaluate(&Call::mcp(tool, &args));
             assert_eq!(d.rule, want, "{tool}");
         }
-    }
-}
-
-/// The run that holds every step of the selected lists, and their length,
-/// when there is one: the tool's own list is a single run from its first
-/// step to its last, and the generic list is empty.
-#[inline]
-fn one_run<'a>(((a, runs), (b, _)): Selected<'a>) -> Option<(&'a Run, usize)> {
-    match (runs?.runs.as_slice(), b.is_empty()) {
-        ([run], true) if run.first == 0 && run.keys.len() == a.len() => Some((run, a.len())),
-        _ => None,
     }
 }
 
