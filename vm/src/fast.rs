@@ -118,10 +118,10 @@ fn returns_true_if(code: &[u8], pc: usize, rest: Rest) -> Option<Rest> {
 
 /// The entry chunk when it is nothing but the tool dispatch and `halt`
 /// (what the compiler emits for every policy set; verification requires the
-/// entry chunk to end with `halt`, so no rule deciding means
-/// `_default_deny`). The interpreter then
-/// selects the tool's lists before building any per-call state, and decides
-/// calls that meet no rule, or an unconditional one first, right there.
+/// entry chunk to end with `halt`, so a call no rule decides gets
+/// `_default_deny`). The interpreter then selects the tool's lists before
+/// building any per-call state, and decides calls that meet no rule, or an
+/// unconditional one first, right there.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// The dispatch table (constant index).
