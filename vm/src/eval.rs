@@ -807,12 +807,19 @@ impl Scratch<'_> {
     }
 
     /// Runs set `rs` on this call if it has not run yet.
-    #[inline]
+    #[inline(always)]
     fn ensure_set(&mut self, rs: &RegexSet, args: &Value) {
-        let slot = rs.slot as usize % MAX_SETS;
-        if self.states[slot] != SetState::Unknown {
-            return;
+        if self.states[rs.slot as usize % MAX_SETS] == SetState::Unknown {
+            self.fill_set(rs, args);
         }
+    }
+
+    /// Runs set `rs` (not run yet on this call), or its twin pair. Out of
+    /// line: the check above is what most tests of a call pay (a call runs
+    /// each set once and tests its bits many times).
+    #[inline(never)]
+    fn fill_set(&mut self, rs: &RegexSet, args: &Value) {
+        let slot = rs.slot as usize % MAX_SETS;
         if let Some(tw) = &rs.twin {
             let (a, b) = (
                 tw.first.slot as usize % MAX_SETS,

@@ -13,17 +13,20 @@
 //! runs the same patterns (its own lazy DFA, then its PikeVM), so every text
 //! gets the meta engine's answer.
 
+mod memo;
 mod scan;
 
-use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::dfa::DFA;
 use regex_automata::meta;
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::pool::Pool;
 use regex_automata::util::prefilter::Prefilter;
 use regex_automata::{Input, MatchKind, PatternSet};
 
+use memo::ScanCache;
+
 type CacheFn =
-    Box<dyn Fn() -> Cache + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
+    Box<dyn Fn() -> ScanCache + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
 
 /// A compiled multi-pattern set (every match reported).
 pub(crate) struct SetEngine {
@@ -40,7 +43,7 @@ pub(crate) struct SetEngine {
 /// [`scan::scan_lazy`]).
 struct Lazy {
     dfa: DFA,
-    pool: Pool<Cache, CacheFn>,
+    pool: Pool<ScanCache, CacheFn>,
     /// The patterns can match the empty string and the automaton works on
     /// UTF-8 (what regex-automata's own search checks): an empty match may
     /// then end inside a multi-byte character (`(?-u:\B)` between its
@@ -105,7 +108,7 @@ impl SetEngine {
             .ok()
             .map(|dfa| {
                 let owned = dfa.clone();
-                let create: CacheFn = Box::new(move || Cache::new(&owned));
+                let create: CacheFn = Box::new(move || ScanCache::new(&owned));
                 let utf8empty = dfa.get_nfa().has_empty() && dfa.get_nfa().is_utf8();
                 Lazy {
                     dfa,
@@ -316,6 +319,23 @@ mod tests {
         assert_eq!(which(&e, "abbbbba"), vec![1, 2]);
     }
 
+    /// A reset cache hands out its state ids again from the start, so what
+    /// the memo of match states held goes with it: `y`'s match state gets
+    /// the id `x`'s had, and must report `y`'s pattern.
+    #[test]
+    fn a_reset_cache_forgets_its_match_states() {
+        let p = pats(&["[ab]*a[ab]{10}c", "x", "y"]);
+        let e = SetEngine::build(&p, Some(16 * 1024), scan::SPLIT_MIN).expect("compiles");
+        assert_eq!(lazy_agrees(&e, "x"), vec![1]);
+        // A thrash with no match on the way: the memo still belongs to
+        // clear count 0, the count the reset sets again.
+        let mut x: u32 = 0x9e37_79b9;
+        let text = ab_text(&mut x, 20_000);
+        assert!(!e.lazy_which(&text, &mut |_| false), "gave up");
+        assert_eq!(lazy_agrees(&e, "y"), vec![2]);
+        assert_eq!(lazy_agrees(&e, "x"), vec![1]);
+    }
+
     /// A long text that clears the cache many times, but searches enough
     /// bytes per state between clears, stays with the lazy DFA: the search
     /// reports its progress before every transition it computes, so the
@@ -344,7 +364,7 @@ mod tests {
         got.sort_unstable();
         got.dedup();
         assert_eq!(got, vec![0]);
-        let clears = e.lazy.as_ref().expect("built").pool.get().clear_count();
+        let clears = e.lazy.as_ref().expect("built").pool.get().dfa.clear_count();
         assert!(clears >= 10, "the cache was cleared only {clears} times");
     }
 

@@ -9,6 +9,8 @@ use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::{Input, MatchErrorKind};
 
+use super::memo::ScanCache;
+
 /// Why the lazy DFA stopped short of the end of a text: `true` if it gave
 /// up on its cache, `false` on a quit byte.
 pub(super) type Stopped = bool;
@@ -32,31 +34,31 @@ const MEET: usize = 32;
 #[inline]
 pub(super) fn scan_lazy(
     dfa: &DFA,
-    cache: &mut Cache,
+    sc: &mut ScanCache,
     utf8empty: bool,
     split_min: usize,
     text: &str,
     found: &mut impl FnMut(usize) -> bool,
 ) -> Result<bool, Stopped> {
     if text.len() >= split_min {
-        if let Some(done) = scan_split(dfa, cache, utf8empty, text, found) {
+        if let Some(done) = scan_split(dfa, sc, utf8empty, text, found) {
             return done;
         }
     }
-    let sid = match dfa.start_state_forward(cache, &Input::new(text)) {
+    let sid = match dfa.start_state_forward(&mut sc.dfa, &Input::new(text)) {
         Ok(sid) => sid,
         Err(e) => return Err(matches!(e.kind(), MatchErrorKind::GaveUp { .. })),
     };
-    cache.search_start(0);
-    scan_from(dfa, cache, utf8empty, text, 0, sid, found)
+    sc.dfa.search_start(0);
+    scan_from(dfa, sc, utf8empty, text, 0, sid, found)
 }
 
 /// The one-pass scan of `text` from position `at` in state `sid` (a search
-/// already started on `cache`) to the end of input.
+/// already started on `sc`) to the end of input.
 #[inline]
 fn scan_from(
     dfa: &DFA,
-    cache: &mut Cache,
+    sc: &mut ScanCache,
     utf8empty: bool,
     text: &str,
     mut at: usize,
@@ -69,29 +71,29 @@ fn scan_from(
             // Only a match state is left tagged below; the checked
             // transition strips its tag.
             true => {
-                cache.search_update(at);
-                dfa.next_state(cache, sid, byte).map_err(|_| true)?
+                sc.dfa.search_update(at);
+                dfa.next_state(&mut sc.dfa, sid, byte).map_err(|_| true)?
             }
-            false => dfa.next_state_untagged(cache, sid, byte),
+            false => dfa.next_state_untagged(&sc.dfa, sid, byte),
         };
         if next.is_tagged() {
             if next.is_unknown() {
                 // Not computed yet: the checked transition computes it, and
                 // may clear the cache, which counts the bytes searched so
                 // far.
-                cache.search_update(at);
-                next = dfa.next_state(cache, sid, byte).map_err(|_| true)?;
+                sc.dfa.search_update(at);
+                next = dfa.next_state(&mut sc.dfa, sid, byte).map_err(|_| true)?;
             }
-            if let Some(done) = settle(dfa, cache, utf8empty, text, at, next, found) {
-                cache.search_finish(at);
+            if let Some(done) = settle(dfa, sc, utf8empty, text, at, next, found) {
+                sc.dfa.search_finish(at);
                 return done;
             }
         }
         sid = next;
         at += 1;
     }
-    cache.search_finish(at);
-    end_of_input(dfa, cache, sid, found)
+    sc.dfa.search_finish(at);
+    end_of_input(dfa, sc, sid, found)
 }
 
 /// What the tagged state `next`, entered on the byte at `at` of `text`,
@@ -102,7 +104,7 @@ fn scan_from(
 #[inline(always)]
 fn settle(
     dfa: &DFA,
-    cache: &Cache,
+    sc: &mut ScanCache,
     utf8empty: bool,
     text: &str,
     at: usize,
@@ -110,7 +112,9 @@ fn settle(
     found: &mut impl FnMut(usize) -> bool,
 ) -> Option<Result<bool, Stopped>> {
     if next.is_match() && (!utf8empty || text.is_char_boundary(at)) {
-        report(dfa, cache, next, found).then_some(Ok(true))
+        sc.memo
+            .report(dfa, &sc.dfa, next, found)
+            .then_some(Ok(true))
     } else if next.is_dead() {
         Some(Ok(true))
     } else if next.is_quit() {
@@ -120,18 +124,18 @@ fn settle(
     }
 }
 
-/// The end-of-input transition from `sid` (a search finished on `cache`):
+/// The end-of-input transition from `sid` (a search finished on `sc`):
 /// reports the matches that end with the text.
 #[inline]
 fn end_of_input(
     dfa: &DFA,
-    cache: &mut Cache,
+    sc: &mut ScanCache,
     sid: LazyStateID,
     found: &mut impl FnMut(usize) -> bool,
 ) -> Result<bool, Stopped> {
-    let eoi = dfa.next_eoi_state(cache, sid).map_err(|_| true)?;
+    let eoi = dfa.next_eoi_state(&mut sc.dfa, sid).map_err(|_| true)?;
     if eoi.is_match() {
-        report(dfa, cache, eoi, found);
+        sc.memo.report(dfa, &sc.dfa, eoi, found);
     }
     Ok(true)
 }
@@ -225,7 +229,7 @@ fn split_step(
 #[inline]
 fn scan_split(
     dfa: &DFA,
-    cache: &mut Cache,
+    sc: &mut ScanCache,
     utf8empty: bool,
     text: &str,
     found: &mut impl FnMut(usize) -> bool,
@@ -233,25 +237,25 @@ fn scan_split(
     let hay = text.as_bytes();
     let n = hay.len();
     let mid = n / 2;
-    let clears = cache.clear_count();
+    let clears = sc.dfa.clear_count();
     let input = Input::new(text);
-    let mut s1 = dfa.start_state_forward(cache, &input).ok()?;
+    let mut s1 = dfa.start_state_forward(&mut sc.dfa, &input).ok()?;
     let mut s2 = dfa
-        .start_state_forward(cache, &input.clone().range(mid..))
+        .start_state_forward(&mut sc.dfa, &input.clone().range(mid..))
         .ok()?;
-    if cache.clear_count() != clears {
+    if sc.dfa.clear_count() != clears {
         return None;
     }
     macro_rules! step {
         ($sid:expr, $byte:expr, $work:expr) => {
-            match advance(dfa, cache, clears, $sid, $byte, $work) {
+            match advance(dfa, &mut sc.dfa, clears, $sid, $byte, $work) {
                 Ok(next) => next,
                 Err(None) => return None,
                 Err(Some(gave_up)) => return Some(Err(gave_up)),
             }
         };
     }
-    cache.search_start(0);
+    sc.dfa.search_start(0);
     let (left, right) = hay.split_at(mid);
     let pairs = &right[..mid];
     // `first[k]`: the second half's state at `mid + k`, for `k < seen` and
@@ -265,8 +269,8 @@ fn scan_split(
         if i < mid && !dead && !s1.is_tagged() && !s2.is_tagged() {
             // Both halves in untagged states: one known transition each.
             for (&b1, &b2) in left[i..].iter().zip(&pairs[i..]) {
-                let t1 = dfa.next_state_untagged(cache, s1, b1);
-                let t2 = dfa.next_state_untagged(cache, s2, b2);
+                let t1 = dfa.next_state_untagged(&sc.dfa, s1, b1);
+                let t2 = dfa.next_state_untagged(&sc.dfa, s2, b2);
                 if t1.is_tagged() || t2.is_tagged() {
                     break;
                 }
@@ -284,8 +288,8 @@ fn scan_split(
         // first half alone: each half on its own, checked.
         if let Some(&b1) = left.get(i) {
             let t1 = step!(s1, b1, 2 * i);
-            if let Some(done) = settle(dfa, cache, utf8empty, text, i, t1, found) {
-                cache.search_finish(2 * i);
+            if let Some(done) = settle(dfa, sc, utf8empty, text, i, t1, found) {
+                sc.dfa.search_finish(2 * i);
                 return Some(done);
             }
             s1 = t1;
@@ -299,14 +303,14 @@ fn scan_split(
             if t2.is_match() && (!utf8empty || text.is_char_boundary(mid + i)) {
                 // A match that starts in the second half: a match of the
                 // text, whatever the first half finds.
-                if report(dfa, cache, t2, found) {
-                    cache.search_finish(2 * i + 1);
+                if sc.memo.report(dfa, &sc.dfa, t2, found) {
+                    sc.dfa.search_finish(2 * i + 1);
                     return Some(Ok(true));
                 }
             } else if t2.is_quit() {
                 // A byte the lazy DFA stops at, whatever the state: the
                 // one-pass scan would stop there too.
-                cache.search_finish(2 * i + 1);
+                sc.dfa.search_finish(2 * i + 1);
                 return Some(Err(false));
             }
             dead = t2.is_dead();
@@ -324,8 +328,8 @@ fn scan_split(
         for (&want, &byte) in meet.iter().skip(1).zip(&hay[mid..]) {
             let next = step!(s1, byte, n + at - mid);
             if next.is_tagged() {
-                if let Some(done) = settle(dfa, cache, utf8empty, text, at, next, found) {
-                    cache.search_finish(n + at - mid);
+                if let Some(done) = settle(dfa, sc, utf8empty, text, at, next, found) {
+                    sc.dfa.search_finish(n + at - mid);
                     return Some(done);
                 }
             }
@@ -343,25 +347,13 @@ fn scan_split(
         m.set(if met { (yes + 1, no) } else { (yes, no + 1) });
     });
     if !met {
-        return Some(scan_from(dfa, cache, utf8empty, text, at, s1, found));
+        return Some(scan_from(dfa, sc, utf8empty, text, at, s1, found));
     }
     // Met at `at`: the second half's run is the text's from there, and its
     // matches are reported.
-    cache.search_finish(n + at - mid);
+    sc.dfa.search_finish(n + at - mid);
     if dead {
         return Some(Ok(true));
     }
-    Some(end_of_input(dfa, cache, s2, found))
-}
-
-/// Calls `found` for each pattern of match state `sid`; `true` as soon as
-/// it asks to stop.
-#[inline]
-fn report(
-    dfa: &DFA,
-    cache: &Cache,
-    sid: regex_automata::hybrid::LazyStateID,
-    found: &mut impl FnMut(usize) -> bool,
-) -> bool {
-    (0..dfa.match_len(cache, sid)).any(|i| found(dfa.match_pattern(cache, sid, i).as_usize()))
+    Some(end_of_input(dfa, sc, s2, found))
 }
