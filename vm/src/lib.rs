@@ -54,6 +54,7 @@ pub mod op;
 mod prefilter;
 pub mod program;
 mod set_engine;
+mod short_names;
 pub mod trace;
 pub mod value;
 pub mod verify;

@@ -289,6 +289,9 @@ impl Dispatch {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameIndex {
     pub filter: NameFilter,
+    /// The names of up to 16 bytes.
+    pub short: crate::short_names::ShortNames,
+    /// The longer names, by hash.
     pub index: std::collections::HashMap<u64, Slot, HashIsKey>,
     pub spill: rustc_hash::FxHashMap<Box<str>, Known>,
     arena: String,
@@ -296,13 +299,24 @@ pub(crate) struct NameIndex {
 
 impl NameIndex {
     fn new(names: &[(String, u32)]) -> Self {
-        let mut out = NameIndex::default();
-        for (n, list) in names {
+        let known = |list: u32| Known {
+            list,
+            immediate: crate::fast::NO_RULE,
+        };
+        let (short, long): (Vec<_>, Vec<_>) = names
+            .iter()
+            .partition(|(n, _)| n.len() <= crate::short_names::MAX_LEN);
+        let mut out = NameIndex {
+            short: crate::short_names::ShortNames::new(
+                short.iter().map(|(n, list)| (n.as_str(), known(*list))),
+            ),
+            ..NameIndex::default()
+        };
+        for (n, _) in names {
             out.filter.insert(n);
-            let known = Known {
-                list: *list,
-                immediate: crate::fast::NO_RULE,
-            };
+        }
+        for (n, list) in long {
+            let known = known(*list);
             match out.index.entry(name_hash(n)) {
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(Slot {
@@ -332,6 +346,9 @@ impl NameIndex {
     /// [`NameIndex::lookup`] for a name the filter has let through.
     #[inline(always)]
     pub(crate) fn lookup_unfiltered(&self, tool: &str) -> Option<Known> {
+        if tool.len() <= crate::short_names::MAX_LEN {
+            return self.short.get(tool);
+        }
         if let Some(slot) = self.index.get(&name_hash(tool)) {
             let name = self
                 .arena
@@ -349,9 +366,9 @@ impl NameIndex {
 
     /// Every name's entry.
     pub(crate) fn known(&self) -> impl Iterator<Item = &Known> {
-        self.index
-            .values()
-            .map(|s| &s.known)
+        self.short
+            .known()
+            .chain(self.index.values().map(|s| &s.known))
             .chain(self.spill.values())
     }
 
@@ -359,9 +376,9 @@ impl NameIndex {
     /// [`Known::immediate`]).
     pub(crate) fn set_immediate(&mut self, per_list: &[u16]) {
         let known = self
-            .index
-            .values_mut()
-            .map(|s| &mut s.known)
+            .short
+            .known_mut()
+            .chain(self.index.values_mut().map(|s| &mut s.known))
             .chain(self.spill.values_mut());
         for k in known {
             k.immediate = per_list
@@ -375,7 +392,7 @@ impl NameIndex {
 /// A known tool name's entry: its list, and the rule that decides any call
 /// of that tool at once, if its first step in first-match order has no
 /// condition left ([`crate::fast::NO_RULE`] if not; set by `Program::new`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Known {
     pub list: u32,
     pub immediate: u16,
@@ -799,16 +816,25 @@ mod dispatch_tests {
 
     #[test]
     fn names_whose_hashes_collide_are_found_in_the_spill() {
-        let mut d = table(&["alpha", "beta", "gamma"]);
-        // Move "beta" to the spill, as a hash collision would.
-        let h = name_hash("beta");
+        // Names over 16 bytes go to the hash index (shorter ones to
+        // `short_names`).
+        let [alpha, beta, gamma] =
+            ["alpha", "beta", "gamma"].map(|n| format!("{n}-long-tool-name"));
+        let mut d = table(&[&alpha, &beta, &gamma, "short"]);
+        assert!(d.index.short.get(&beta).is_none());
+        // Move `beta` to the spill, as a hash collision would.
+        let h = name_hash(&beta);
         let slot = d.index.index.remove(&h).expect("indexed");
-        d.index.spill.insert("beta".into(), slot.known);
-        assert_eq!(d.lookup("beta").map(|k| k.list), Some(1));
-        assert_eq!(d.lookup("alpha").map(|k| k.list), Some(0));
-        assert_eq!(d.lookup("betb"), None);
-        d.index.set_immediate(&[7, 8, 9]);
-        assert_eq!(d.lookup("beta").map(|k| k.immediate), Some(8));
-        assert_eq!(d.lookup("gamma").map(|k| k.immediate), Some(9));
+        d.index
+            .spill
+            .insert(beta.clone().into_boxed_str(), slot.known);
+        assert_eq!(d.lookup(&beta).map(|k| k.list), Some(1));
+        assert_eq!(d.lookup(&alpha).map(|k| k.list), Some(0));
+        assert_eq!(d.lookup("beta-long-tool-namf"), None);
+        assert_eq!(d.lookup("short").map(|k| k.list), Some(3));
+        d.index.set_immediate(&[7, 8, 9, 10]);
+        assert_eq!(d.lookup(&beta).map(|k| k.immediate), Some(8));
+        assert_eq!(d.lookup(&gamma).map(|k| k.immediate), Some(9));
+        assert_eq!(d.lookup("short").map(|k| k.immediate), Some(10));
     }
 }
