@@ -283,9 +283,10 @@ impl Dispatch {
 }
 
 /// The known tool names of a dispatch table, for lookups: a one-probe
-/// filter (most unknown tools are told apart without hashing the name), a
-/// name's 64-bit hash → its `Known` and its bytes in `arena`, and `spill`
-/// for a name whose hash equals an earlier name's.
+/// filter (most unknown tools are told apart without hashing the name),
+/// the names of up to 16 bytes in `short` (see `short_names`), and for
+/// longer ones a name's 64-bit hash → its `Known` and its bytes in `arena`,
+/// with `spill` for a name whose hash equals an earlier name's.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameIndex {
     pub filter: NameFilter,
