@@ -37,7 +37,13 @@ fn main() {
     let earlier: Vec<(&str, serde_json::Value)> = before
         .chunks(2)
         .map(|pair| match pair {
-            [t, a] => (t.as_str(), serde_json::from_str(a).unwrap_or_default()),
+            [t, a] => match serde_json::from_str(a) {
+                Ok(v) => (t.as_str(), v),
+                Err(e) => {
+                    eprintln!("arguments of earlier call {t}: {e}");
+                    std::process::exit(2)
+                }
+            },
             _ => {
                 eprintln!("earlier calls come as TOOL ARGS-JSON pairs");
                 std::process::exit(2)
