@@ -27,6 +27,16 @@ impl Program {
     /// Decides on a call. Never panics; never allocates on the common path.
     #[inline]
     pub fn evaluate<'p>(&'p self, call: &Call) -> Decision<'p> {
+        // Decided before the interpreter sets up its frame (~1,800 bytes of
+        // stack and six saved registers): an unknown tool the filter rules
+        // out, when no rule applies to every tool.
+        if self
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.unknown_filtered(call.tool))
+        {
+            return self.decision(Exit::Halt);
+        }
         self.run(call, &mut NoTrace)
     }
 
