@@ -5,10 +5,14 @@ use std::fmt;
 /// What a rule (or a default) decides.
 ///
 /// A whole word: a [`Decision`] is then written with word stores only, so
-/// a caller that copies it word by word right after the return (a move does)
-/// reads it from the store buffer. With a one-byte effect that read waits
-/// for the store to reach the cache: postgres' unknown-tool case took 8.9 ns
-/// in place of 2–4 (criterion, fifteenth session in BENCHMARKS.md).
+/// a caller that copies it word by word right after the return (a move
+/// does) reads it from the store buffer. With a one-byte effect that read
+/// waits until the byte store reaches the cache (a store-forwarding stall):
+/// postgres' unknown-tool case, decided in [`Program::evaluate`] itself,
+/// took 8.9 ns instead of 3.3–4.2 (criterion, fifteenth session in
+/// BENCHMARKS.md).
+///
+/// [`Program::evaluate`]: crate::Program::evaluate
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u64)]
 pub enum Effect {
@@ -16,6 +20,9 @@ pub enum Effect {
     Deny,
     RequireApproval,
 }
+
+// The layout the note on `Effect` relies on.
+const _: () = assert!(std::mem::size_of::<Effect>() == 8);
 
 impl Effect {
     /// `allow`, `deny` or `require_approval`: the spelling used in policies and output.

@@ -27,17 +27,13 @@ impl Program {
     /// Decides on a call. Never panics; never allocates on the common path.
     #[inline]
     pub fn evaluate<'p>(&'p self, call: &Call) -> Decision<'p> {
-        // Decided before the interpreter sets up its frame (~1,800 bytes of
-        // stack and six saved registers): an unknown tool the filter rules
-        // out, when no rule applies to every tool.
-        if self
-            .entry
-            .as_ref()
-            .is_some_and(|e| e.unknown_filtered(call.tool))
-        {
-            return self.decision(Exit::Halt);
+        // The calls the tool alone decides are decided here, inline, before
+        // the interpreter sets up its frame (~1,800 bytes of stack and six
+        // saved registers).
+        match self.entry_shortcut(call) {
+            Ok(decision) => decision,
+            Err(pre) => self.run_from(call, &mut NoTrace, pre),
         }
-        self.run(call, &mut NoTrace)
     }
 
     /// Decides on a call, reporting every test to `tracer`.
@@ -117,8 +113,25 @@ impl Program {
     }
 
     fn run<'p, T: Sink>(&'p self, call: &Call, t: &mut T) -> Decision<'p> {
+        // A tracer sees every test: no shortcut.
+        let pre = match T::ENABLED {
+            true => None,
+            false => match self.entry_shortcut(call) {
+                Ok(decision) => return decision,
+                Err(pre) => pre,
+            },
+        };
+        self.run_from(call, t, pre)
+    }
+
+    /// What the entry's dispatch alone shows about `call` (see
+    /// [`crate::fast::Entry`]): `Ok` when it decides (a tool that meets no
+    /// rule, or whose first rule has no condition left); otherwise the
+    /// tool's selected lists, `None` without an entry shortcut.
+    #[inline(always)]
+    fn entry_shortcut<'p>(&'p self, call: &Call) -> Result<Decision<'p>, Option<Pre<'p>>> {
         let mut pre = None;
-        if let (false, Some(entry)) = (T::ENABLED, &self.entry) {
+        if let Some(entry) = &self.entry {
             // The filter tells most unknown tools apart without hashing.
             let known = match entry.names.filter.may_contain(call.tool) {
                 true => entry.names.lookup_unfiltered(call.tool),
@@ -126,7 +139,7 @@ impl Program {
             };
             // A tool no rule names, when no rule applies to every tool.
             if known.is_none() && entry.unknown_empty {
-                return self.decision(Exit::Halt);
+                return Ok(self.decision(Exit::Halt));
             }
             // A tool no rule names, with its own list since its first call.
             let resolved = match known {
@@ -137,7 +150,7 @@ impl Program {
                 (Some(k), _) => k.immediate,
                 (None, Some(r)) => {
                     if r.immediate == NO_RULE && r.list.is_empty() {
-                        return self.decision(Exit::Halt);
+                        return Ok(self.decision(Exit::Halt));
                     }
                     r.immediate
                 }
@@ -148,7 +161,7 @@ impl Program {
                         // (Recomputed by the rules' name tests otherwise:
                         // carrying the bits over costs as much.)
                         if !crate::fast::any_common(mask, &bits) {
-                            return self.decision(Exit::Halt);
+                            return Ok(self.decision(Exit::Halt));
                         }
                     }
                     entry.unknown_immediate
@@ -156,7 +169,7 @@ impl Program {
             };
             // The tool's first rule has no condition left.
             if immediate != NO_RULE {
-                return self.decision(Exit::Decide(immediate));
+                return Ok(self.decision(Exit::Decide(immediate)));
             }
             pre = match (resolved, self.consts.get(entry.table as usize)) {
                 (Some(r), _) => Some((((&r.list[..], Some(&r.runs)), (&[][..], None)), false)),
@@ -166,6 +179,16 @@ impl Program {
                 _ => None,
             };
         }
+        Err(pre)
+    }
+
+    /// Runs the program on `call`, from the entry's selected lists if any.
+    fn run_from<'p, T: Sink>(
+        &'p self,
+        call: &Call,
+        t: &mut T,
+        pre: Option<Pre<'p>>,
+    ) -> Decision<'p> {
         // A register file only as large as the program needs: clearing 32
         // registers costs more than deciding most calls.
         match self.nregs {

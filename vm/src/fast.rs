@@ -144,16 +144,6 @@ pub(crate) struct Entry {
     pub unknown_globs: Option<Vec<u64>>,
 }
 
-impl Entry {
-    /// Whether `tool` meets no rule and the name filter alone shows it: the
-    /// table does not know it, and no rule applies to tools it does not
-    /// know. (`false` only means "look further".)
-    #[inline(always)]
-    pub(crate) fn unknown_filtered(&self, tool: &str) -> bool {
-        self.unknown_empty && !self.names.filter.may_contain(tool)
-    }
-}
-
 /// The first step of the merge of two dispatch lists (by order key).
 #[inline]
 pub(crate) fn first_step(a: &[(u32, Step)], b: &[(u32, Step)]) -> Option<Step> {
