@@ -355,7 +355,7 @@ impl NameIndex {
                 .arena
                 .as_bytes()
                 .get(slot.start as usize..(slot.start + slot.len) as usize);
-            if name.is_some_and(|name| bytes_eq(name, tool.as_bytes())) {
+            if name == Some(tool.as_bytes()) {
                 return Some(slot.known);
             }
         }
@@ -433,27 +433,6 @@ impl std::hash::Hasher for KeyHasher {
 pub(crate) fn name_hash(name: &str) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one(name)
-}
-
-/// Byte equality without a library call for the short strings tool names
-/// are (two overlapping word compares for 4 to 16 bytes).
-#[inline(always)]
-fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    fn w8(s: &[u8], i: usize) -> Option<u64> {
-        Some(u64::from_ne_bytes(s.get(i..i + 8)?.try_into().ok()?))
-    }
-    fn w4(s: &[u8], i: usize) -> Option<u32> {
-        Some(u32::from_ne_bytes(s.get(i..i + 4)?.try_into().ok()?))
-    }
-    match n {
-        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
-        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
-        _ => a == b,
-    }
 }
 
 /// A 1,024-bit filter keyed by a name's length, first and last byte: a
@@ -771,23 +750,6 @@ mod dispatch_tests {
             .collect();
         let lists = vec![Vec::new(); names.len()];
         Dispatch::new(names, lists, Vec::new(), Vec::new())
-    }
-
-    #[test]
-    fn bytes_eq_is_equality_at_every_length() {
-        let a = "abcdefghijklmnopqrstu";
-        for n in 0..=a.len() {
-            let x = &a.as_bytes()[..n];
-            assert!(bytes_eq(x, x), "{n}");
-            for i in 0..n {
-                let mut y = x.to_vec();
-                y[i] ^= 1;
-                assert!(!bytes_eq(x, &y), "{n} differs at {i}");
-            }
-            if n > 0 {
-                assert!(!bytes_eq(x, &x[..n - 1]), "{n} vs shorter");
-            }
-        }
     }
 
     #[test]
