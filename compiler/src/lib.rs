@@ -24,11 +24,11 @@
 //! let compiled = kvlar_compiler::compile_str("demo.yaml", yaml).unwrap();
 //! let args = serde_json::json!({"command": "rm -rf /"});
 //! let d = compiled.program.evaluate(&Call::mcp("exec_shell", &args));
-//! assert_eq!((d.effect, d.rule), (Effect::Deny, "deny-rm-rf"));
+//! assert_eq!((d.effect(), d.rule()), (Effect::Deny, "deny-rm-rf"));
 //!
 //! let args = serde_json::json!({"command": "ls"});
 //! let d = compiled.program.evaluate(&Call::mcp("exec_shell", &args));
-//! assert_eq!((d.effect, d.rule), (Effect::Allow, "allow-rest"));
+//! assert_eq!((d.effect(), d.rule()), (Effect::Allow, "allow-rest"));
 //! ```
 #![forbid(unsafe_code)]
 

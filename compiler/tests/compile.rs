@@ -65,7 +65,10 @@ fn kvlar_allow_with_reason_in_the_mapping_form_compiles() {
     let c = compile_str("p.yaml", &yaml).unwrap();
     let args = json!({});
     let d = c.program.evaluate(&Call::mcp("x", &args));
-    assert_eq!((d.effect, d.rule, d.reason), (Effect::Allow, "a", None));
+    assert_eq!(
+        (d.effect(), d.rule(), d.reason()),
+        (Effect::Allow, "a", None)
+    );
 }
 
 #[test]
@@ -78,7 +81,12 @@ fn policies_are_tried_in_order_with_default_outcomes() {
     );
     let c = compile_strs(&[("a.yaml", &first), ("b.yaml", &second)]).unwrap();
     let args = json!({});
-    let rule = |tool| c.program.evaluate(&Call::mcp(tool, &args)).rule.to_string();
+    let rule = |tool| {
+        c.program
+            .evaluate(&Call::mcp(tool, &args))
+            .rule()
+            .to_string()
+    };
     assert_eq!(rule("x"), "only-x");
     assert_eq!(rule("y"), "only-y");
     assert_eq!(rule("z"), "_default_allow");

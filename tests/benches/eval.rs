@@ -60,7 +60,7 @@ fn bench_pair(c: &mut Criterion, group: &str, yaml: &[String], cases: &[Case]) {
         // Same decision, or the comparison means nothing.
         let a = ours.program.evaluate(&call);
         let b = engine.evaluate(&action);
-        assert_eq!(a.rule, b.matched_rule(), "{group}/{}", case.name);
+        assert_eq!(a.rule(), b.matched_rule(), "{group}/{}", case.name);
         g.bench_with_input(
             BenchmarkId::new("kvlar-vm", case.name),
             &call,

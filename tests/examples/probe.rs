@@ -55,7 +55,7 @@ fn main() {
     }
     let call = kvlar_vm::Call::mcp(tool, &call_args);
     let d = compiled.program.evaluate(&call);
-    println!("{:?} {}", d.effect, d.rule);
+    println!("{:?} {}", d.effect(), d.rule());
     let n: u32 = std::env::var("KVLAR_PROBE_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -261,7 +261,7 @@ pub fn fixed_calls() -> Vec<GenCall> {
 }
 
 fn same(vm: &Decision<'_>, r: &(Effect, String, Option<String>)) -> bool {
-    vm.effect == r.0 && vm.rule == r.1 && vm.reason == r.2.as_deref()
+    vm.effect() == r.0 && vm.rule() == r.1 && vm.reason() == r.2.as_deref()
 }
 
 /// Decides every call with the VM and the reference interpreter; panics when
@@ -596,8 +596,8 @@ fn run_all(program: &Program) {
             "{steps} steps, over the static bound {bound}"
         );
         assert_eq!(program.evaluate(&c.call()), d);
-        if d.rule == VM_FAULT {
-            assert_eq!(d.effect, Effect::Deny, "a VM fault must deny");
+        if d.rule() == VM_FAULT {
+            assert_eq!(d.effect(), Effect::Deny, "a VM fault must deny");
         }
         let _ = program.disassemble();
     }

@@ -35,11 +35,11 @@ impl Policy {
         let d = self.0.program.evaluate(&call);
         let r = reference::evaluate(&self.0.policies, &call);
         assert_eq!(
-            (d.effect, d.rule),
+            (d.effect(), d.rule()),
             (r.0, r.1.as_str()),
             "VM and reference disagree on {tool:?} {args}"
         );
-        (d.effect, d.rule.to_string())
+        (d.effect(), d.rule().to_string())
     }
 
     /// Asserts the decision for each tool name (empty arguments).

@@ -989,7 +989,7 @@ fn held(expr: &str, tool: &str, args: Value) -> (String, String) {
     let compiled =
         kvlar_compiler::compile_str("one.yaml", &yaml).unwrap_or_else(|f| panic!("{f:?}"));
     let call = kvlar_vm::Call::mcp(tool, &args);
-    let vm = compiled.program.evaluate(&call).rule.to_string();
+    let vm = compiled.program.evaluate(&call).rule().to_string();
     let reference = reference::evaluate(&compiled.policies, &call).1;
     (vm, reference)
 }
@@ -1431,7 +1431,7 @@ fn assert_decides(compiled: &kvlar_compiler::Compiled, tool: &str, args: &Value,
     assert_eq!(again, reference, "VM, second call: {tool} {args}");
     let mut trace = kvlar_vm::trace::Trace::default();
     let traced = compiled.program.evaluate_traced(&call, &mut trace);
-    assert_eq!(traced.rule, want, "traced VM: {tool} {args}");
+    assert_eq!(traced.rule(), want, "traced VM: {tool} {args}");
 }
 
 /// The per-call result bits are sized to the program's set patterns (size

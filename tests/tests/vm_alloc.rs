@@ -59,14 +59,14 @@ static GLOBAL: Counting = Counting;
 
 /// Heap allocations made by one evaluation (after a warm-up), and its effect.
 fn allocations(program: &Program, call: &Call<'_>) -> (usize, Effect) {
-    let warm = program.evaluate(call).effect;
+    let warm = program.evaluate(call).effect();
     COUNT.with(|n| n.set(0));
     COUNTING.with(|on| on.set(true));
     let d = program.evaluate(call);
     COUNTING.with(|on| on.set(false));
     let n = COUNT.with(Cell::get);
-    assert_eq!(d.effect, warm);
-    (n, d.effect)
+    assert_eq!(d.effect(), warm);
+    (n, d.effect())
 }
 
 fn compile(name: &str) -> Program {
@@ -263,7 +263,7 @@ fn new_tools_past_a_full_name_cache_do_not_allocate() {
         COUNTING.with(|on| on.set(true));
         let d = program.evaluate(&Call::mcp(tool, &args));
         COUNTING.with(|on| on.set(false));
-        (COUNT.with(Cell::get), d.effect, d.rule.to_string())
+        (COUNT.with(Cell::get), d.effect(), d.rule().to_string())
     };
     let (n, effect, rule) = first_call("list_directory_0");
     assert_eq!(

@@ -1,28 +1,15 @@
 //! The output of an evaluation.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// What a rule (or a default) decides.
-///
-/// A whole word: a [`Decision`] is then written with word stores only, so
-/// a caller that copies it word by word right after the return (a move
-/// does) reads it from the store buffer. With a one-byte effect that read
-/// waits until the byte store reaches the cache (a store-forwarding stall):
-/// postgres' unknown-tool case, decided in [`Program::evaluate`] itself,
-/// took 8.9 ns instead of 3.3–4.2 (criterion, fifteenth session in
-/// BENCHMARKS.md).
-///
-/// [`Program::evaluate`]: crate::Program::evaluate
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u64)]
 pub enum Effect {
     Allow,
     Deny,
     RequireApproval,
 }
-
-// The layout the note on `Effect` relies on.
-const _: () = assert!(std::mem::size_of::<Effect>() == 8);
 
 impl Effect {
     /// `allow`, `deny` or `require_approval`: the spelling used in policies and output.
@@ -48,12 +35,99 @@ pub const DEFAULT_DENY: &str = "_default_deny";
 /// Reason of the `_default_deny` decision (same text as Kvlar's).
 pub const DEFAULT_DENY_REASON: &str = "no matching policy rule — denied by default (fail-closed)";
 
-/// A decision, borrowing its rule id and reason from the program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision<'p> {
-    pub effect: Effect,
-    /// The id of the rule that decided, or `_default_allow` / `_default_deny`.
-    pub rule: &'p str,
-    /// The rule's reason (`None` for allow).
-    pub reason: Option<&'p str>,
+/// What a rule (or a default) decides, stored once: a [`Decision`] points
+/// at one of these (the program holds one per rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    effect: Effect,
+    rule: Cow<'static, str>,
+    reason: Option<Cow<'static, str>>,
+}
+
+impl Verdict {
+    /// A verdict of static text (the defaults, a caller's own denials).
+    pub const fn new(effect: Effect, rule: &'static str, reason: Option<&'static str>) -> Verdict {
+        Verdict {
+            effect,
+            rule: Cow::Borrowed(rule),
+            reason: match reason {
+                Some(r) => Some(Cow::Borrowed(r)),
+                None => None,
+            },
+        }
+    }
+
+    /// A verdict that owns its text (a program's rules).
+    pub fn owned(effect: Effect, rule: String, reason: Option<String>) -> Verdict {
+        Verdict {
+            effect,
+            rule: Cow::Owned(rule),
+            reason: reason.map(Cow::Owned),
+        }
+    }
+}
+
+/// The `_default_deny` decision: no policy decided.
+pub(crate) static DEFAULT_DENY_VERDICT: Verdict =
+    Verdict::new(Effect::Deny, DEFAULT_DENY, Some(DEFAULT_DENY_REASON));
+/// The `_default_allow` decision: a policy with `default_outcome: allow`
+/// matched nothing.
+pub(crate) static DEFAULT_ALLOW_VERDICT: Verdict = Verdict::new(Effect::Allow, DEFAULT_ALLOW, None);
+
+/// A decision: the effect, the id of the rule that decided and its reason,
+/// borrowed from the program (or from a caller's own [`Verdict`]).
+///
+/// One pointer wide, so it comes back from an evaluation in a register.
+/// It used to hold the three fields (40 bytes, returned through memory):
+/// copying them was half of the 3.3 ns an unknown tool costs
+/// (BENCHMARKS.md, sixteenth session).
+#[derive(Clone, Copy)]
+pub struct Decision<'p>(&'p Verdict);
+
+// The layout the note above relies on.
+const _: () = assert!(std::mem::size_of::<Decision<'static>>() == 8);
+
+impl<'p> Decision<'p> {
+    /// The decision `verdict` states.
+    #[inline]
+    pub const fn new(verdict: &'p Verdict) -> Decision<'p> {
+        Decision(verdict)
+    }
+
+    /// Allow, deny or require approval.
+    #[inline]
+    pub fn effect(self) -> Effect {
+        self.0.effect
+    }
+
+    /// The id of the rule that decided, or `_default_allow` /
+    /// `_default_deny` (`_vm_fault` for a program that cannot run).
+    #[inline]
+    pub fn rule(self) -> &'p str {
+        &self.0.rule
+    }
+
+    /// The rule's reason (`None` for allow and for rules without one).
+    #[inline]
+    pub fn reason(self) -> Option<&'p str> {
+        self.0.reason.as_deref()
+    }
+}
+
+impl PartialEq for Decision<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Decision<'_> {}
+
+impl fmt::Debug for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("effect", &self.effect())
+            .field("rule", &self.rule())
+            .field("reason", &self.reason())
+            .finish()
+    }
 }

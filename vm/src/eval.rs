@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::builtins;
 use crate::call::Call;
-use crate::decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY, DEFAULT_DENY_REASON};
+use crate::decision::{Decision, Effect, Verdict, DEFAULT_ALLOW_VERDICT, DEFAULT_DENY_VERDICT};
 use crate::fast::{Fast, GlobIndex, ListRuns, Rest, Run, ToolGlobs, MAX_TOOL_GLOBS, NO_RULE};
 use crate::kvlar;
 use crate::op::{decode, Field, Instr, KvOp, Quant};
@@ -271,27 +271,15 @@ impl Program {
     /// What an exit of the entry chunk decides.
     #[inline]
     fn decision(&self, exit: Exit) -> Decision<'_> {
-        match exit {
-            Exit::Decide(rule) => match self.rules.get(rule as usize) {
-                Some(r) => Decision {
-                    effect: r.effect,
-                    rule: &r.id,
-                    reason: r.reason.as_deref(),
-                },
-                None => fault(),
+        Decision::new(match exit {
+            Exit::Decide(rule) => match self.verdicts.get(rule as usize) {
+                Some(v) => v,
+                None => &VM_FAULT_VERDICT,
             },
-            Exit::DefaultAllow => Decision {
-                effect: Effect::Allow,
-                rule: DEFAULT_ALLOW,
-                reason: None,
-            },
-            Exit::Halt => Decision {
-                effect: Effect::Deny,
-                rule: DEFAULT_DENY,
-                reason: Some(DEFAULT_DENY_REASON),
-            },
-            Exit::Return(_) | Exit::Fault => fault(),
-        }
+            Exit::DefaultAllow => &DEFAULT_ALLOW_VERDICT,
+            Exit::Halt => &DEFAULT_DENY_VERDICT,
+            Exit::Return(_) | Exit::Fault => &VM_FAULT_VERDICT,
+        })
     }
 
     fn exec<'a, T: Sink>(
@@ -746,13 +734,12 @@ enum Exit {
     Fault,
 }
 
-fn fault() -> Decision<'static> {
-    Decision {
-        effect: Effect::Deny,
-        rule: VM_FAULT,
-        reason: Some("internal error while deciding: the call was denied (fail-closed)"),
-    }
-}
+/// The `_vm_fault` decision.
+static VM_FAULT_VERDICT: Verdict = Verdict::new(
+    Effect::Deny,
+    VM_FAULT,
+    Some("internal error while deciding: the call was denied (fail-closed)"),
+);
 
 #[inline]
 fn field_of<'a>(call: &Call<'a>, field: Field) -> &'a str {
@@ -1245,7 +1232,7 @@ mod name_list_tests {
             ("t_b", "_default_deny"),
         ] {
             let d = program.evaluate(&Call::mcp(tool, &args));
-            assert_eq!(d.rule, want, "{tool}");
+            assert_eq!(d.rule(), want, "{tool}");
         }
     }
 }
@@ -1318,13 +1305,13 @@ mod one_run_tests {
         ] {
             let call = Call::mcp("query", &args);
             let d = program.evaluate(&call);
-            assert_eq!(d.rule, want, "{args}");
-            assert_eq!(d.effect == Effect::Allow, want == "read", "{args}");
+            assert_eq!(d.rule(), want, "{args}");
+            assert_eq!(d.effect() == Effect::Allow, want == "read", "{args}");
             let (walked, _) = program.evaluate_counting(&call);
             assert_eq!(walked, d, "{args}");
         }
         // Another tool: no rule applies to it.
         let d = program.evaluate(&Call::mcp("other", &serde_json::json!({"sql": "select"})));
-        assert_eq!(d.rule, "_default_deny");
+        assert_eq!(d.rule(), "_default_deny");
     }
 }

@@ -31,9 +31,9 @@
 //!
 //! let args = serde_json::json!({"command": "ls"});
 //! let d = program.evaluate(&Call::mcp("bash", &args));
-//! assert_eq!((d.effect, d.rule), (Effect::Deny, "no-bash"));
+//! assert_eq!((d.effect(), d.rule()), (Effect::Deny, "no-bash"));
 //! let d = program.evaluate(&Call::mcp("read_file", &args));
-//! assert_eq!((d.effect, d.rule), (Effect::Deny, "_default_deny"));
+//! assert_eq!((d.effect(), d.rule()), (Effect::Deny, "_default_deny"));
 //!
 //! // Round trip through the binary format.
 //! let again = Program::from_bytes(&program.to_bytes()).unwrap();
@@ -60,7 +60,7 @@ pub mod value;
 pub mod verify;
 
 pub use call::Call;
-pub use decision::{Decision, Effect, DEFAULT_ALLOW, DEFAULT_DENY};
+pub use decision::{Decision, Effect, Verdict, DEFAULT_ALLOW, DEFAULT_DENY};
 pub use eval::VM_FAULT;
 pub use format::LoadError;
 pub use program::Program;

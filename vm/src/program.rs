@@ -560,6 +560,9 @@ pub struct Program {
     pub(crate) chunks: Vec<Chunk>,
     pub(crate) nregs: u8,
     pub(crate) rules: Vec<RuleInfo>,
+    /// Per rule: its effect, id and reason, what a [`crate::Decision`]
+    /// points at (derived on load).
+    pub(crate) verdicts: Vec<crate::decision::Verdict>,
     pub(crate) policies: Vec<PolicyInfo>,
     pub(crate) debug: Vec<DebugEntry>,
     pub(crate) source_names: Vec<String>,
@@ -585,6 +588,11 @@ impl Program {
             consts: parts.consts,
             chunks: parts.chunks,
             nregs: parts.nregs,
+            verdicts: parts
+                .rules
+                .iter()
+                .map(|r| crate::decision::Verdict::owned(r.effect, r.id.clone(), r.reason.clone()))
+                .collect(),
             rules: parts.rules,
             policies: parts.policies,
             debug: parts.debug,

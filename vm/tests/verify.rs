@@ -64,7 +64,7 @@ fn err(chunks: Vec<Vec<u8>>) -> VerifyError {
 fn valid_program_runs_and_round_trips() {
     let p = valid();
     let args = json!({});
-    assert_eq!(p.evaluate(&Call::mcp("bash", &args)).rule, "r");
+    assert_eq!(p.evaluate(&Call::mcp("bash", &args)).rule(), "r");
     let bytes = p.to_bytes();
     let q = Program::from_bytes(&bytes).unwrap();
     assert_eq!(q.to_bytes(), bytes);
@@ -360,14 +360,17 @@ fn quantifier_semantics() {
     let hit = json!({"paths": ["a", "x"]});
     let miss = json!({"paths": ["a", "b"]});
     let not_list = json!({"paths": "x"});
-    assert_eq!(p.evaluate(&Call::mcp("t", &hit)).rule, "r");
+    assert_eq!(p.evaluate(&Call::mcp("t", &hit)).rule(), "r");
     // 5 entry instructions + per item 3 body instructions (the bound counts
     // the longest list, 2 items, for each quantifier entry).
     let (d, steps) = p.evaluate_counting(&Call::mcp("t", &miss));
-    assert_eq!((d.rule, steps), ("_default_deny", 1 + 1 + 3 + 3 + 1 + 1));
+    assert_eq!((d.rule(), steps), ("_default_deny", 1 + 1 + 3 + 3 + 1 + 1));
     assert_eq!(p.step_bound(&miss), 5 + 2 * 3);
-    assert_eq!(p.evaluate(&Call::mcp("t", &miss)).rule, "_default_deny");
-    assert_eq!(p.evaluate(&Call::mcp("t", &not_list)).rule, "_default_deny");
+    assert_eq!(p.evaluate(&Call::mcp("t", &miss)).rule(), "_default_deny");
+    assert_eq!(
+        p.evaluate(&Call::mcp("t", &not_list)).rule(),
+        "_default_deny"
+    );
 }
 
 /// A glob carries the regex of its own text: the fast tool-name paths
@@ -394,8 +397,8 @@ fn a_glob_carries_its_own_regex() {
     ps.consts[0] = Const::Matchers(vec![glob("exec*", &own)]);
     let p = Program::new(ps).expect("a glob with its own regex");
     let args = json!({});
-    assert_eq!(p.evaluate(&Call::mcp("exec_x", &args)).rule, "r");
-    assert_eq!(p.evaluate(&Call::mcp("zzz", &args)).rule, "_default_deny");
+    assert_eq!(p.evaluate(&Call::mcp("exec_x", &args)).rule(), "r");
+    assert_eq!(p.evaluate(&Call::mcp("zzz", &args)).rule(), "_default_deny");
 }
 
 /// Each rule is entered in one chunk (its fast forms are derived per rule):
@@ -428,6 +431,6 @@ fn a_rule_is_entered_in_one_chunk() {
     );
     let p = with(1).expect("one chunk per rule");
     let args = json!({});
-    assert_eq!(p.evaluate(&Call::mcp("bash", &args)).rule, "r");
-    assert_eq!(p.evaluate(&Call::mcp("other", &args)).rule, "r");
+    assert_eq!(p.evaluate(&Call::mcp("bash", &args)).rule(), "r");
+    assert_eq!(p.evaluate(&Call::mcp("other", &args)).rule(), "r");
 }

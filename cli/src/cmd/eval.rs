@@ -58,9 +58,9 @@ pub fn decide_line<'p>(
         Ok(call) => {
             let d = program.evaluate(&call.as_call());
             Out {
-                decision: d.effect.as_str(),
-                rule: d.rule,
-                reason: d.reason.map(str::to_string),
+                decision: d.effect().as_str(),
+                rule: d.rule(),
+                reason: d.reason().map(str::to_string),
             }
         }
         Err(why) => invalid(lineno, &why),

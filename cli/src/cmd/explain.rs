@@ -67,9 +67,9 @@ pub fn run(args: Args) -> ExitCode {
         Format::Json => {
             let considered = trace_view::to_json(&loaded, &rules);
             let out = json!({
-                "decision": decision.effect.as_str(),
-                "rule": decision.rule,
-                "reason": decision.reason,
+                "decision": decision.effect().as_str(),
+                "rule": decision.rule(),
+                "reason": decision.reason(),
                 "call": {"tool": call.tool, "agent": call.agent, "action": call.action, "arguments": call.args},
                 "policy_hash": program.hash_hex(),
                 "considered": considered,
@@ -80,12 +80,12 @@ pub fn run(args: Args) -> ExitCode {
             );
         }
         Format::Text => {
-            outln!("decision: {}", decision.effect);
+            outln!("decision: {}", decision.effect());
             match location(&loaded, trace.decided.and_then(|r| rule_span(&loaded, r))) {
-                Some(loc) => outln!("rule:     {} ({loc})", decision.rule),
-                None => outln!("rule:     {}", decision.rule),
+                Some(loc) => outln!("rule:     {} ({loc})", decision.rule()),
+                None => outln!("rule:     {}", decision.rule()),
             }
-            if let Some(reason) = decision.reason {
+            if let Some(reason) = decision.reason() {
                 outln!("reason:   {reason}");
             }
             outln!(

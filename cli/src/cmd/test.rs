@@ -267,10 +267,10 @@ fn run_file(path: &Path, args: &Args) -> FileRun {
         }
         let outcome = Outcome {
             case,
-            effect: d.effect,
-            rule: d.rule.to_string(),
-            reason: d.reason.map(str::to_string),
-            problems: problems(case, d.effect, d.rule, d.reason),
+            effect: d.effect(),
+            rule: d.rule().to_string(),
+            reason: d.reason().map(str::to_string),
+            problems: problems(case, d.effect(), d.rule(), d.reason()),
             trace: trace_view::group(&loaded, &trace),
         };
         let ok = outcome.problems.is_empty();

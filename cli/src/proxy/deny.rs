@@ -14,16 +14,16 @@ pub const META_KEY: &str = "io.kvlar/decision";
 
 /// The text shown to the model.
 pub fn text(tool: &str, decision: &Decision<'_>) -> String {
-    let reason = decision.reason.unwrap_or("no reason given");
-    match decision.effect {
+    let reason = decision.reason().unwrap_or("no reason given");
+    match decision.effect() {
         Effect::RequireApproval => format!(
             "Kvlar denied the call to tool `{tool}`: it requires approval ({reason}), \
              and no approval channel is configured (rule {})",
-            decision.rule
+            decision.rule()
         ),
         _ => format!(
             "Kvlar denied the call to tool `{tool}`: {reason} (rule {})",
-            decision.rule
+            decision.rule()
         ),
     }
 }
@@ -39,11 +39,11 @@ pub fn denial(id: &str, tool: &str, decision: &Decision<'_>, policy_hash: &str) 
     out.extend_from_slice(b"}],\"isError\":true,\"_meta\":{\"");
     out.extend_from_slice(META_KEY.as_bytes());
     out.extend_from_slice(b"\":{\"decision\":");
-    write_json_str(&mut out, decision.effect.as_str());
+    write_json_str(&mut out, decision.effect().as_str());
     out.extend_from_slice(b",\"rule\":");
-    write_json_str(&mut out, decision.rule);
+    write_json_str(&mut out, decision.rule());
     out.extend_from_slice(b",\"reason\":");
-    match decision.reason {
+    match decision.reason() {
         Some(r) => write_json_str(&mut out, r),
         None => out.extend_from_slice(b"null"),
     }
@@ -58,18 +58,16 @@ pub fn denial(id: &str, tool: &str, decision: &Decision<'_>, policy_hash: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kvlar_vm::Verdict;
 
-    fn deny<'a>(rule: &'a str, reason: Option<&'a str>) -> Decision<'a> {
-        Decision {
-            effect: Effect::Deny,
-            rule,
-            reason,
-        }
+    fn deny(rule: &'static str, reason: Option<&'static str>) -> Verdict {
+        Verdict::new(Effect::Deny, rule, reason)
     }
 
     #[test]
     fn denial_bytes() {
-        let d = deny("no-env", Some("environment is secret"));
+        let v = deny("no-env", Some("environment is secret"));
+        let d = Decision::new(&v);
         let line = denial("7", "get-env", &d, "abc123");
         assert_eq!(
             String::from_utf8(line).unwrap(),
@@ -82,7 +80,8 @@ mod tests {
 
     #[test]
     fn denial_escapes_and_keeps_string_ids() {
-        let d = deny("r\"1", Some("line\nbreak"));
+        let v = deny("r\"1", Some("line\nbreak"));
+        let d = Decision::new(&v);
         let line = denial("\"a\\u0062\"", "t\"x", &d, "h");
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["id"], "ab");
@@ -97,11 +96,12 @@ mod tests {
 
     #[test]
     fn require_approval_is_denied_saying_so() {
-        let d = Decision {
-            effect: Effect::RequireApproval,
-            rule: "ask-first",
-            reason: Some("writes need a human"),
-        };
+        let v = Verdict::new(
+            Effect::RequireApproval,
+            "ask-first",
+            Some("writes need a human"),
+        );
+        let d = Decision::new(&v);
         let v: serde_json::Value = serde_json::from_slice(&denial("1", "write", &d, "h")).unwrap();
         assert_eq!(
             v["result"]["content"][0]["text"],
@@ -117,7 +117,8 @@ mod tests {
 
     #[test]
     fn missing_reason() {
-        let d = deny("_default_deny", None);
+        let v = deny("_default_deny", None);
+        let d = Decision::new(&v);
         let v: serde_json::Value = serde_json::from_slice(&denial("0", "x", &d, "h")).unwrap();
         assert_eq!(
             v["result"]["content"][0]["text"],

@@ -309,15 +309,15 @@ async fn evaluate<'l, D: Decide>(
         args: &call.args,
     });
     let eval_ns = start.map_or(0, |s| s.elapsed().as_nanos() as u64);
-    let allowed = decision.effect == Effect::Allow;
+    let allowed = decision.effect() == Effect::Allow;
     let denial = (!allowed).then(|| deny::denial(id, &call.name, &decision, program.policy_hash()));
     if let Some(audit) = &ctx.audit {
         audit.record(Record {
             time: SystemTime::now(),
             request_id: id.to_owned(),
-            decision: decision.effect.as_str(),
-            rule: Some(decision.rule.to_owned()),
-            reason: decision.reason.map(str::to_owned),
+            decision: decision.effect().as_str(),
+            rule: Some(decision.rule().to_owned()),
+            reason: decision.reason().map(str::to_owned),
             policy_hash: program.policy_hash().to_owned(),
             tool: Some(call.name.into_owned()),
             args: Some(call.args),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use kvlar_vm::{Call, Decision, Effect};
+use kvlar_vm::{Call, Decision, Effect, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -15,32 +15,21 @@ use super::session::{self, Context, IdKey, Pending};
 /// Denies `get-env` and tools named `ask*` (approval); allows the rest.
 struct Rules;
 
+static NO_ENV: Verdict = Verdict::new(Effect::Deny, "no-env", Some("secrets"));
+static ASK: Verdict = Verdict::new(Effect::RequireApproval, "ask", Some("needs a human"));
+static NO_EVIL: Verdict = Verdict::new(Effect::Deny, "no-evil", Some("evil"));
+static OK: Verdict = Verdict::new(Effect::Allow, "ok", None);
+
 impl Decide for Rules {
     fn decide<'s>(&'s self, call: &Call<'_>) -> Decision<'s> {
         if call.tool == "get-env" {
-            Decision {
-                effect: Effect::Deny,
-                rule: "no-env",
-                reason: Some("secrets"),
-            }
+            Decision::new(&NO_ENV)
         } else if call.tool.starts_with("ask") {
-            Decision {
-                effect: Effect::RequireApproval,
-                rule: "ask",
-                reason: Some("needs a human"),
-            }
+            Decision::new(&ASK)
         } else if call.args.get("evil").is_some() {
-            Decision {
-                effect: Effect::Deny,
-                rule: "no-evil",
-                reason: Some("evil"),
-            }
+            Decision::new(&NO_EVIL)
         } else {
-            Decision {
-                effect: Effect::Allow,
-                rule: "ok",
-                reason: None,
-            }
+            Decision::new(&OK)
         }
     }
     fn policy_hash(&self) -> &str {

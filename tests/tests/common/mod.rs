@@ -271,9 +271,9 @@ pub struct Outcome {
 impl Outcome {
     pub fn from_vm(d: kvlar_vm::Decision<'_>) -> Self {
         Outcome {
-            effect: d.effect,
-            rule: d.rule.to_string(),
-            reason: d.reason.map(str::to_string),
+            effect: d.effect(),
+            rule: d.rule().to_string(),
+            reason: d.reason().map(str::to_string),
         }
     }
     pub fn from_ref((effect, rule, reason): (Effect, String, Option<String>)) -> Self {
