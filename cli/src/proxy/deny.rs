@@ -66,8 +66,8 @@ mod tests {
 
     #[test]
     fn denial_bytes() {
-        let v = deny("no-env", Some("environment is secret"));
-        let d = Decision::new(&v);
+        let verdict = deny("no-env", Some("environment is secret"));
+        let d = Decision::new(&verdict);
         let line = denial("7", "get-env", &d, "abc123");
         assert_eq!(
             String::from_utf8(line).unwrap(),
@@ -80,8 +80,8 @@ mod tests {
 
     #[test]
     fn denial_escapes_and_keeps_string_ids() {
-        let v = deny("r\"1", Some("line\nbreak"));
-        let d = Decision::new(&v);
+        let verdict = deny("r\"1", Some("line\nbreak"));
+        let d = Decision::new(&verdict);
         let line = denial("\"a\\u0062\"", "t\"x", &d, "h");
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["id"], "ab");
@@ -96,12 +96,12 @@ mod tests {
 
     #[test]
     fn require_approval_is_denied_saying_so() {
-        let v = Verdict::new(
+        let verdict = Verdict::new(
             Effect::RequireApproval,
             "ask-first",
             Some("writes need a human"),
         );
-        let d = Decision::new(&v);
+        let d = Decision::new(&verdict);
         let v: serde_json::Value = serde_json::from_slice(&denial("1", "write", &d, "h")).unwrap();
         assert_eq!(
             v["result"]["content"][0]["text"],
@@ -117,8 +117,8 @@ mod tests {
 
     #[test]
     fn missing_reason() {
-        let v = deny("_default_deny", None);
-        let d = Decision::new(&v);
+        let verdict = deny("_default_deny", None);
+        let d = Decision::new(&verdict);
         let v: serde_json::Value = serde_json::from_slice(&denial("0", "x", &d, "h")).unwrap();
         assert_eq!(
             v["result"]["content"][0]["text"],
