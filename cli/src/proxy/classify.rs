@@ -104,10 +104,13 @@ pub fn client_line(line: &[u8]) -> ClientLine<'_> {
 
 fn classify_text(trimmed: &str) -> ClientLine<'_> {
     match trimmed.as_bytes()[0] {
-        b'{' => match serde_json::from_str::<Members>(trimmed) {
-            Ok(members) => object(members),
-            Err(e) => parse_error(&e),
-        },
+        b'{' => {
+            let mut list = MemberList::new();
+            match members(trimmed, &mut list) {
+                Ok(()) => object(&list),
+                Err(e) => parse_error(&e),
+            }
+        }
         b'[' => match serde_json::from_str::<Vec<&RawValue>>(trimmed) {
             Ok(items) => batch(&items),
             Err(e) => parse_error(&e),
@@ -226,7 +229,7 @@ struct Rejection<'a> {
     why: Cow<'static, str>,
 }
 
-fn object(members: Members<'_>) -> ClientLine<'_> {
+fn object<'a>(members: &[Member<'a>]) -> ClientLine<'a> {
     match shape(members) {
         Shape::ToolCall(Ok(call)) => ClientLine::Evaluate(call),
         Shape::ToolCall(Err(Rejection { id, why })) => ClientLine::Refuse {
@@ -253,13 +256,12 @@ fn invalid_message(why: &str) -> String {
     format!("Invalid Request: Kvlar refused this tools/call: {why}; it was not forwarded")
 }
 
-fn shape(members: Members<'_>) -> Shape<'_> {
-    let members = members.0;
+fn shape<'a>(members: &[Member<'a>]) -> Shape<'a> {
     // Each is there once in a well-formed message: no allocation for them.
     let mut methods: SmallVec<[_; 2]> = SmallVec::new();
     let mut ids: SmallVec<[_; 2]> = SmallVec::new();
     let mut params: SmallVec<[_; 2]> = SmallVec::new();
-    for (k, v) in &members {
+    for (k, v) in members {
         match &*fold(k) {
             "method" => methods.push((k, *v)),
             "id" => ids.push((k, *v)),
@@ -281,7 +283,7 @@ fn shape(members: Members<'_>) -> Shape<'_> {
             _ => Shape::Other,
         };
     }
-    Shape::ToolCall(tool_call(&members, &methods, &ids, &params))
+    Shape::ToolCall(tool_call(members, &methods, &ids, &params))
 }
 
 fn tool_call<'a>(
@@ -503,12 +505,11 @@ fn cancelled_id<'a>(params: &[(&Cow<'a, str>, &'a RawValue)]) -> Option<&'a RawV
     if *k != "params" {
         return None;
     }
-    let members = serde_json::from_str::<Members>(raw.get()).ok()?;
-    members
-        .0
-        .into_iter()
+    let mut list = MemberList::new();
+    members(raw.get(), &mut list).ok()?;
+    list.iter()
         .find(|(k, _)| k == "requestId")
-        .map(|(_, v)| v)
+        .map(|&(_, v)| v)
         .filter(|v| valid_id(v))
 }
 
@@ -621,10 +622,11 @@ fn scan_batch(items: &[&RawValue], has_tool_call: &mut bool, ids: &mut Vec<(Stri
     for item in items {
         let text = item.get();
         if text.starts_with('{') {
-            let Ok(members) = serde_json::from_str::<Members>(text) else {
+            let mut list = MemberList::new();
+            if members(text, &mut list).is_err() {
                 continue;
-            };
-            match shape(members) {
+            }
+            match shape(&list) {
                 Shape::ToolCall(r) => {
                     *has_tool_call = true;
                     match r {
@@ -749,28 +751,46 @@ impl Scanner<'_> {
 // ---------------------------------------------------------------------------
 // Deserialization helpers
 
-/// The top-level members of a JSON object, in order, keys decoded, values
-/// raw (a JSON-RPC message has at most four: no allocation for them).
-struct Members<'a>(SmallVec<[(Cow<'a, str>, &'a RawValue); 4]>);
+/// A top-level member of a JSON object: its key decoded, its value raw.
+type Member<'a> = (Cow<'a, str>, &'a RawValue);
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = SmallVec::new();
-                while let Some(Key(k)) = map.next_key()? {
-                    let v: &'de RawValue = map.next_value()?;
-                    out.push((k, v));
-                }
-                Ok(Members(out))
-            }
+/// The top-level members of a JSON object, in order (a JSON-RPC message
+/// has at most four: no allocation for them).
+type MemberList<'a> = SmallVec<[Member<'a>; 4]>;
+
+/// Splits `text`, one JSON object and nothing after it (JSON whitespace
+/// aside), into its top-level members, appended to `out`.
+///
+/// The list is filled in place rather than returned: returned, the
+/// 170-byte list was copied through each layer of the deserializer, which
+/// was ~12% of classifying a `tools/call` line (BENCHMARKS.md, sixteenth
+/// session).
+fn members<'a>(text: &'a str, out: &mut MemberList<'a>) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    MembersSeed(out).deserialize(&mut de)?;
+    de.end()
+}
+
+struct MembersSeed<'o, 'a>(&'o mut MemberList<'a>);
+
+impl<'de> DeserializeSeed<'de> for MembersSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MembersSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(k)) = map.next_key()? {
+            let v: &'de RawValue = map.next_value()?;
+            self.0.push((k, v));
         }
-        d.deserialize_map(V)
+        Ok(())
     }
 }
 
