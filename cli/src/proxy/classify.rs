@@ -106,8 +106,16 @@ fn classify_text(trimmed: &str) -> ClientLine<'_> {
     match trimmed.as_bytes()[0] {
         b'{' => {
             let mut list = MemberList::new();
+            // A `tools/call`'s params are read in the same pass when its
+            // method comes first (see `MembersSeed`); any error, and the
+            // line is read again the plain way, whose outcome decides.
+            let mut params = None;
+            if members_with_params(trimmed, &mut list, &mut params).is_ok() {
+                return object(&list, params);
+            }
+            list.clear();
             match members(trimmed, &mut list) {
-                Ok(()) => object(&list),
+                Ok(()) => object(&list, None),
                 Err(e) => parse_error(&e),
             }
         }
@@ -229,8 +237,9 @@ struct Rejection<'a> {
     why: Cow<'static, str>,
 }
 
-fn object<'a>(members: &[Member<'a>]) -> ClientLine<'a> {
-    match shape(members) {
+/// `params`: a `tools/call`'s params already read (see `MembersSeed`).
+fn object<'a>(members: &[Member<'a>], params: Option<Params<'a>>) -> ClientLine<'a> {
+    match shape(members, params) {
         Shape::ToolCall(Ok(call)) => ClientLine::Evaluate(call),
         Shape::ToolCall(Err(Rejection { id, why })) => ClientLine::Refuse {
             reply: id.map(|id| error_line(id, INVALID_REQUEST, &invalid_message(&why))),
@@ -256,7 +265,7 @@ fn invalid_message(why: &str) -> String {
     format!("Invalid Request: Kvlar refused this tools/call: {why}; it was not forwarded")
 }
 
-fn shape<'a>(members: &[Member<'a>]) -> Shape<'a> {
+fn shape<'a>(members: &[Member<'a>], read: Option<Params<'a>>) -> Shape<'a> {
     // Each is there once in a well-formed message: no allocation for them.
     let mut methods: SmallVec<[_; 2]> = SmallVec::new();
     let mut ids: SmallVec<[_; 2]> = SmallVec::new();
@@ -283,7 +292,7 @@ fn shape<'a>(members: &[Member<'a>]) -> Shape<'a> {
             _ => Shape::Other,
         };
     }
-    Shape::ToolCall(tool_call(members, &methods, &ids, &params))
+    Shape::ToolCall(tool_call(members, &methods, &ids, &params, read))
 }
 
 fn tool_call<'a>(
@@ -291,6 +300,7 @@ fn tool_call<'a>(
     methods: &[(&Cow<'a, str>, &'a RawValue)],
     ids: &[(&Cow<'a, str>, &'a RawValue)],
     params: &[(&Cow<'a, str>, &'a RawValue)],
+    read: Option<Params<'a>>,
 ) -> Result<ToolCall<'a>, Rejection<'a>> {
     let id = match ids {
         [] => {
@@ -339,10 +349,14 @@ fn tool_call<'a>(
         [] => return Err(reject("params are missing")),
         _ => return Err(reject("params are given more than once")),
     };
-    let params = match read_params(raw_params.get()) {
-        Ok(p) => p,
-        // Already validated as JSON; this only fails on numbers out of range and the like.
-        Err(_) => return Err(reject("params could not be read")),
+    let params = match read {
+        // Read with the members: `raw_params` is a placeholder then.
+        Some(p) => p,
+        None => match read_params(raw_params.get()) {
+            Ok(p) => p,
+            // Already validated as JSON; this only fails on numbers out of range and the like.
+            Err(_) => return Err(reject("params could not be read")),
+        },
     };
     if params.duplicate {
         return Err(reject(
@@ -407,6 +421,54 @@ fn read_params(text: &str) -> Result<Params<'_>, serde_json::Error> {
 
 struct ParamsSeed<'c> {
     dup: &'c Cell<bool>,
+}
+
+/// `params` of any type, read as [`read_params`] reads them: an object
+/// with [`ParamsSeed`], anything else only checked.
+struct ParamsAny<'c> {
+    dup: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for ParamsAny<'_> {
+    type Value = Params<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Params<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ParamsAny<'_> {
+    type Value = Params<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Params<'de>, A::Error> {
+        ParamsSeed { dup: self.dup }.visit_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Params<'de>, A::Error> {
+        Check { dup: self.dup }.visit_seq(seq)?;
+        Ok(Params::default())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_unit<E>(self) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
+    fn visit_none<E>(self) -> Result<Params<'de>, E> {
+        Ok(Params::default())
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for ParamsSeed<'_> {
@@ -626,7 +688,7 @@ fn scan_batch(items: &[&RawValue], has_tool_call: &mut bool, ids: &mut Vec<(Stri
             if members(text, &mut list).is_err() {
                 continue;
             }
-            match shape(&list) {
+            match shape(&list, None) {
                 Shape::ToolCall(r) => {
                     *has_tool_call = true;
                     match r {
@@ -767,11 +829,37 @@ type MemberList<'a> = SmallVec<[Member<'a>; 4]>;
 /// session).
 fn members<'a>(text: &'a str, out: &mut MemberList<'a>) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    MembersSeed(out).deserialize(&mut de)?;
+    MembersSeed { out, params: None }.deserialize(&mut de)?;
     de.end()
 }
 
-struct MembersSeed<'o, 'a>(&'o mut MemberList<'a>);
+/// [`members`], reading a `tools/call`'s params into `params` on the way
+/// (see `MembersSeed`).
+fn members_with_params<'a>(
+    text: &'a str,
+    out: &mut MemberList<'a>,
+    params: &mut Option<Params<'a>>,
+) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    MembersSeed {
+        out,
+        params: Some(params),
+    }
+    .deserialize(&mut de)?;
+    de.end()
+}
+
+/// Collects the members; with `params`, also reads the params of a
+/// `tools/call` whose method member comes first (`"method":"tools/call"`
+/// exactly, as clients write it): the first `params` member is then read
+/// with [`ParamsAny`] in the same pass, as [`read_params`] would read its
+/// text, and listed with a placeholder value. Read from the raw text
+/// instead, the params were scanned twice: once to skip them, once to
+/// read them.
+struct MembersSeed<'o, 'a> {
+    out: &'o mut MemberList<'a>,
+    params: Option<&'o mut Option<Params<'a>>>,
+}
 
 impl<'de> DeserializeSeed<'de> for MembersSeed<'_, 'de> {
     type Value = ();
@@ -786,9 +874,25 @@ impl<'de> Visitor<'de> for MembersSeed<'_, 'de> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let MembersSeed { out, mut params } = self;
+        let (mut tools_call, mut seen_params) = (false, false);
         while let Some(Key(k)) = map.next_key()? {
+            if k == "params" {
+                if let (Some(slot), true, false) = (params.as_deref_mut(), tools_call, seen_params)
+                {
+                    let dup = Cell::new(false);
+                    let mut read = map.next_value_seed(ParamsAny { dup: &dup })?;
+                    read.duplicate |= dup.get();
+                    *slot = Some(read);
+                    out.push((k, RawValue::NULL));
+                    seen_params = true;
+                    continue;
+                }
+                seen_params = true;
+            }
             let v: &'de RawValue = map.next_value()?;
-            self.0.push((k, v));
+            tools_call |= k == "method" && v.get() == "\"tools/call\"";
+            out.push((k, v));
         }
         Ok(())
     }
@@ -1000,5 +1104,78 @@ impl<'a> FoldedKeys<'a> {
             self.many = Some(self.few.drain(..).collect());
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The params are read with the members only for a `tools/call` whose
+    /// exact method member comes first, and only its first `params`.
+    #[test]
+    fn params_are_read_in_the_same_pass_only_after_the_method() {
+        fn read(line: &str) -> Option<(Option<Option<String>>, Option<Value>)> {
+            let (mut list, mut params) = (MemberList::new(), None);
+            members_with_params(line, &mut list, &mut params).expect("valid JSON");
+            params.map(|p| (p.name.map(|n| n.map(Cow::into_owned)), p.arguments))
+        }
+        let args = Some(serde_json::json!({"p": 1}));
+        assert_eq!(
+            read(r#"{"id":1,"method":"tools/call","params":{"name":"t","arguments":{"p":1}}}"#),
+            Some((Some(Some("t".to_owned())), args))
+        );
+        for line in [
+            r#"{"id":1,"params":{"name":"t"},"method":"tools/call"}"#,
+            r#"{"id":1,"method":"tools/list","params":{"name":"t"}}"#,
+            r#"{"id":1,"method":"Tools/Call","params":{"name":"t"}}"#,
+            r#"{"id":1,"method":"tools\/call","params":{"name":"t"}}"#,
+            r#"{"id":1,"params":{},"method":"tools/call","params":{"name":"t"}}"#,
+        ] {
+            assert_eq!(read(line), None, "{line}");
+        }
+    }
+
+    /// Whether the params are read with the members or from their text
+    /// afterwards, every line is classified the same: the same call, the
+    /// same refusal with the same words.
+    #[test]
+    fn reading_params_in_the_same_pass_changes_no_outcome() {
+        let mut variants = 0;
+        for params in [
+            r#"{"name":"read","arguments":{"path":"/srv/a","n":[1,2.5,null,true]}}"#,
+            r#"{"name":"r\u0065ad"}"#,
+            r#"{"name":"x","arguments":{"a":1,"A":2}}"#,
+            r#"{"name":"x","_meta":{"a":1,"A":2}}"#,
+            r#"{"name":"x","_meta":[{"k":1},{"k":1,"k":2}]}"#,
+            r#"{"name":{"a":1}}"#,
+            r#"{"name":"x","name":"y"}"#,
+            r#"{"name":"x","Arguments":{}}"#,
+            r#"{"name":"x","arguments":[1]}"#,
+            r#"[{"a":1,"a":2}]"#,
+            r#"[{"name":"x"}]"#,
+            r#""x""#,
+            "null",
+            r#"{"name":"x","_meta":{"n":1e400}}"#,
+            r#"{"name":1e400}"#,
+            r#"{"name":"x","arguments":{"big":1e400}}"#,
+        ] {
+            let method_first = format!(r#"{{"id":7,"method":"tools/call","params":{params}}}"#);
+            let params_first = format!(r#"{{"id":7,"params":{params},"method":"tools/call"}}"#);
+            let (a, b) = (
+                client_line(method_first.as_bytes()),
+                client_line(params_first.as_bytes()),
+            );
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{params}");
+            variants += 1;
+        }
+        assert_eq!(variants, 16);
+        // A second `params` after the method: refused either way.
+        let twice =
+            br#"{"id":7,"method":"tools/call","params":{"name":"x"},"params":{"name":"y"}}"#;
+        match client_line(twice) {
+            ClientLine::Refuse { why, .. } => assert_eq!(why, "the message has duplicate keys"),
+            other => panic!("{other:?}"),
+        }
     }
 }
