@@ -1137,8 +1137,9 @@ mod tests {
     }
 
     /// Whether the params are read with the members or from their text
-    /// afterwards, every line is classified the same: the same call, the
-    /// same refusal with the same words.
+    /// afterwards, a line is classified the same: the same call, the same
+    /// refusal with the same words, the same parse error (bad escapes and
+    /// raw control characters included).
     #[test]
     fn reading_params_in_the_same_pass_changes_no_outcome() {
         let mut variants = 0;
@@ -1159,17 +1160,23 @@ mod tests {
             r#"{"name":"x","_meta":{"n":1e400}}"#,
             r#"{"name":1e400}"#,
             r#"{"name":"x","arguments":{"big":1e400}}"#,
+            r#"{"name":"x","arguments":{"a":"\ud800"}}"#,
+            r#"{"name":"x","arguments":{"a":"\ud83d\ude00"}}"#,
+            r#"{"name":"x","arguments":{"a":"\x"}}"#,
+            "{\"name\":\"x\",\"arguments\":{\"a\":\"\u{1}\"}}",
         ] {
-            let method_first = format!(r#"{{"id":7,"method":"tools/call","params":{params}}}"#);
-            let params_first = format!(r#"{{"id":7,"params":{params},"method":"tools/call"}}"#);
-            let (a, b) = (
-                client_line(method_first.as_bytes()),
-                client_line(params_first.as_bytes()),
-            );
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{params}");
+            let line = format!(r#"{{"id":7,"method":"tools/call","params":{params}}}"#);
+            // The plain way: members as raw text, params read afterwards.
+            let mut list = MemberList::new();
+            let plain = match members(&line, &mut list) {
+                Ok(()) => object(&list, None),
+                Err(e) => parse_error(&e),
+            };
+            let got = client_line(line.as_bytes());
+            assert_eq!(format!("{got:?}"), format!("{plain:?}"), "{params}");
             variants += 1;
         }
-        assert_eq!(variants, 16);
+        assert_eq!(variants, 20);
         // A second `params` after the method: refused either way.
         let twice =
             br#"{"id":7,"method":"tools/call","params":{"name":"x"},"params":{"name":"y"}}"#;
