@@ -110,11 +110,11 @@ fn classify_text(trimmed: &str) -> ClientLine<'_> {
             // method comes first (see `MembersSeed`); any error, and the
             // line is read again the plain way, whose outcome decides.
             let mut params = None;
-            if members_with_params(trimmed, &mut list, &mut params).is_ok() {
+            if members(trimmed, &mut list, Some(&mut params)).is_ok() {
                 return object(&list, params);
             }
             list.clear();
-            match members(trimmed, &mut list) {
+            match members(trimmed, &mut list, None) {
                 Ok(()) => object(&list, None),
                 Err(e) => parse_error(&e),
             }
@@ -405,17 +405,9 @@ struct Params<'a> {
 /// (parsed as strictly, duplicate keys noted, nothing built). Anything else
 /// is refused, but its duplicate keys are reported first, as for an object.
 fn read_params(text: &str) -> Result<Params<'_>, serde_json::Error> {
-    let duplicate = Cell::new(false);
     let mut de = serde_json::Deserializer::from_str(text);
-    let mut params = match text.starts_with('{') {
-        true => (ParamsSeed { dup: &duplicate }).deserialize(&mut de)?,
-        false => {
-            (Strict { dup: &duplicate }).deserialize(&mut de)?;
-            Params::default()
-        }
-    };
+    let params = ParamsAny.deserialize(&mut de)?;
     de.end()?;
-    params.duplicate |= duplicate.get();
     Ok(params)
 }
 
@@ -423,20 +415,26 @@ struct ParamsSeed<'c> {
     dup: &'c Cell<bool>,
 }
 
-/// `params` of any type, read as [`read_params`] reads them: an object
-/// with [`ParamsSeed`], anything else only checked.
-struct ParamsAny<'c> {
-    dup: &'c Cell<bool>,
-}
+/// `params` of any type (see [`read_params`]): an object read with
+/// [`ParamsSeed`], anything else only checked; duplicate keys anywhere in
+/// it are noted in `duplicate`.
+struct ParamsAny;
 
-impl<'de> DeserializeSeed<'de> for ParamsAny<'_> {
+impl<'de> DeserializeSeed<'de> for ParamsAny {
     type Value = Params<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Params<'de>, D::Error> {
-        d.deserialize_any(self)
+        let dup = Cell::new(false);
+        let mut params = d.deserialize_any(AnyParams { dup: &dup })?;
+        params.duplicate |= dup.get();
+        Ok(params)
     }
 }
 
-impl<'de> Visitor<'de> for ParamsAny<'_> {
+struct AnyParams<'c> {
+    dup: &'c Cell<bool>,
+}
+
+impl<'de> Visitor<'de> for AnyParams<'_> {
     type Value = Params<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
@@ -568,7 +566,7 @@ fn cancelled_id<'a>(params: &[(&Cow<'a, str>, &'a RawValue)]) -> Option<&'a RawV
         return None;
     }
     let mut list = MemberList::new();
-    members(raw.get(), &mut list).ok()?;
+    members(raw.get(), &mut list, None).ok()?;
     list.iter()
         .find(|(k, _)| k == "requestId")
         .map(|&(_, v)| v)
@@ -685,7 +683,7 @@ fn scan_batch(items: &[&RawValue], has_tool_call: &mut bool, ids: &mut Vec<(Stri
         let text = item.get();
         if text.starts_with('{') {
             let mut list = MemberList::new();
-            if members(text, &mut list).is_err() {
+            if members(text, &mut list, None).is_err() {
                 continue;
             }
             match shape(&list, None) {
@@ -821,31 +819,20 @@ type Member<'a> = (Cow<'a, str>, &'a RawValue);
 type MemberList<'a> = SmallVec<[Member<'a>; 4]>;
 
 /// Splits `text`, one JSON object and nothing after it (JSON whitespace
-/// aside), into its top-level members, appended to `out`.
+/// aside), into its top-level members, appended to `out`; with `params`,
+/// reads a `tools/call`'s params into it on the way (see `MembersSeed`).
 ///
 /// The list is filled in place rather than returned: returned, the
 /// 170-byte list was copied through each layer of the deserializer, which
 /// was ~12% of classifying a `tools/call` line (BENCHMARKS.md, sixteenth
 /// session).
-fn members<'a>(text: &'a str, out: &mut MemberList<'a>) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    MembersSeed { out, params: None }.deserialize(&mut de)?;
-    de.end()
-}
-
-/// [`members`], reading a `tools/call`'s params into `params` on the way
-/// (see `MembersSeed`).
-fn members_with_params<'a>(
+fn members<'a>(
     text: &'a str,
     out: &mut MemberList<'a>,
-    params: &mut Option<Params<'a>>,
+    params: Option<&mut Option<Params<'a>>>,
 ) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    MembersSeed {
-        out,
-        params: Some(params),
-    }
-    .deserialize(&mut de)?;
+    MembersSeed { out, params }.deserialize(&mut de)?;
     de.end()
 }
 
@@ -880,10 +867,7 @@ impl<'de> Visitor<'de> for MembersSeed<'_, 'de> {
             if k == "params" {
                 if let (Some(slot), true, false) = (params.as_deref_mut(), tools_call, seen_params)
                 {
-                    let dup = Cell::new(false);
-                    let mut read = map.next_value_seed(ParamsAny { dup: &dup })?;
-                    read.duplicate |= dup.get();
-                    *slot = Some(read);
+                    *slot = Some(map.next_value_seed(ParamsAny)?);
                     out.push((k, RawValue::NULL));
                     seen_params = true;
                     continue;
@@ -1117,7 +1101,7 @@ mod tests {
     fn params_are_read_in_the_same_pass_only_after_the_method() {
         fn read(line: &str) -> Option<(Option<Option<String>>, Option<Value>)> {
             let (mut list, mut params) = (MemberList::new(), None);
-            members_with_params(line, &mut list, &mut params).expect("valid JSON");
+            members(line, &mut list, Some(&mut params)).expect("valid JSON");
             params.map(|p| (p.name.map(|n| n.map(Cow::into_owned)), p.arguments))
         }
         let args = Some(serde_json::json!({"p": 1}));
@@ -1168,7 +1152,7 @@ mod tests {
             let line = format!(r#"{{"id":7,"method":"tools/call","params":{params}}}"#);
             // The plain way: members as raw text, params read afterwards.
             let mut list = MemberList::new();
-            let plain = match members(&line, &mut list) {
+            let plain = match members(&line, &mut list, None) {
                 Ok(()) => object(&list, None),
                 Err(e) => parse_error(&e),
             };
