@@ -180,7 +180,8 @@ fn emit_asm_shows_rules_in_order() {
     assert!(stderr(&out).starts_with("compiled 1 policy (3 rules)"));
 }
 
-/// `--emit stats` reports the fast paths, among them whether unknown tools
+/// `--emit stats` reports the fast paths, among them the one-pass plans
+/// (shell.yaml's five exact tool names) and whether unknown tools
 /// skip the rules on tool globs that do not match them: shell.yaml's rules
 /// all name their tools (with `exec*`, `terminal*`), filesystem.yaml has
 /// `*` rules.
@@ -197,6 +198,10 @@ fn emit_stats_reports_the_unknown_tool_gate() {
     };
     let shell = stats("shell.yaml");
     assert!(shell.contains("\nrules           31\n"), "{shell}");
+    assert!(
+        shell.contains("\none-pass plans  5 (tools decided by one regex pass over one argument)\n"),
+        "{shell}"
+    );
     assert!(
         shell.contains(
             "\nunknown tools   glob gate (a tool no rule's glob matches is decided at once)\n"

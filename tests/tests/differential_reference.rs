@@ -1119,6 +1119,8 @@ fn bit_runs_keep_first_match_order() {
             immediate_tools: 0,
             twin_sets: 1,
             unknown_glob_gate: false,
+            // `generic` is in every list: no plan.
+            plans: 0,
         }
     );
     let cases: &[(Value, &str)] = &[
@@ -1643,4 +1645,252 @@ fn regex_sets_stay_within_the_total_pattern_limit() {
     for (args, want) in cases {
         assert_decides(&compiled, "t", args, want);
     }
+}
+
+/// One rule of a generated one-pass policy (see
+/// `one_pass_plans_decide_like_the_reference`).
+#[derive(Debug, Clone)]
+enum PassRule {
+    /// A Kvlar `conditions` test on `x`: operator, value.
+    Cond(&'static str, &'static str),
+    /// A Kvlar `parameters` regex on `x`.
+    Param(&'static str),
+    /// No condition: decides every call of the tool that reaches it.
+    Always,
+}
+
+fn pass_rule() -> BoxedStrategy<PassRule> {
+    prop_oneof![
+        4 => (
+            select(vec!["matches", "contains", "starts_with", "ends_with"]),
+            select(vec!["a", "ab", "b", "ba", "c", " ", "a b", "cc"]),
+        )
+            .prop_map(|(op, v)| {
+                // `matches` gets a regex of its own; the others take the
+                // literal.
+                let v = match (op, v) {
+                    ("matches", "a") => "^a+$",
+                    ("matches", "ab") => "\\bab\\b",
+                    ("matches", "b") => "b.*c",
+                    ("matches", "ba") => "^$",
+                    ("matches", "c") => "c\\s*a",
+                    (_, v) => v,
+                };
+                PassRule::Cond(op, v)
+            }),
+        3 => select(vec!["a", "^b", "c$", "\"", "^[0-9]+$", "a.*a", "(?i)AB", "\\s"])
+            .prop_map(PassRule::Param),
+        1 => Just(PassRule::Always),
+    ]
+    .boxed()
+}
+
+fn render_pass(rules: &[(PassRule, &'static str)]) -> String {
+    let mut y = String::from("name: pass\ndescription: d\nversion: \"1\"\nrules:\n");
+    for (i, (rule, effect)) in rules.iter().enumerate() {
+        let _ = write!(
+            y,
+            "  - id: r{i}\n    description: d\n    match_on:\n      resources: [t, u]\n"
+        );
+        match rule {
+            PassRule::Cond(op, v) => {
+                let _ = write!(
+                    y,
+                    "      conditions:\n        - field: x\n          operator: {op}\n          value: '{v}'\n"
+                );
+            }
+            PassRule::Param(v) => {
+                let _ = write!(y, "      parameters:\n        x: '{v}'\n");
+            }
+            PassRule::Always => {}
+        }
+        let _ = write!(
+            y,
+            "    effect:\n      type: {effect}\n      reason: because {i}\n"
+        );
+    }
+    y
+}
+
+/// The argument `x` of a generated one-pass call: mostly short strings over
+/// the patterns' letters, sometimes another JSON type or absent.
+fn pass_args() -> BoxedStrategy<Value> {
+    prop_oneof![
+        6 => "[abc0-9 \"AB\n]{0,8}".prop_map(|s| serde_json::json!({ "x": s })),
+        1 => prop_oneof![
+            Just(serde_json::json!({"x": 42})),
+            Just(serde_json::json!({"x": ["a", "b"]})),
+            Just(serde_json::json!({"x": true})),
+            Just(serde_json::json!({"x": null})),
+            Just(serde_json::json!({})),
+            Just(serde_json::json!({"y": "ab"})),
+        ],
+    ]
+    .boxed()
+}
+
+/// A known tool whose rules are each "always" or one regex-set test on the
+/// same argument is decided by one pass without the interpreter's frame (a
+/// plan). Generated policies of such rules, with every first-match order of
+/// overlapping tests: the plan decides like the reference, and like the
+/// traced run (which takes no fast path). An argument that is not a string
+/// leaves the plan to the interpreter.
+#[test]
+fn one_pass_plans_decide_like_the_reference() {
+    let sets = Cell::new(0usize);
+    let planned = Cell::new(0usize);
+    let decided = Cell::new(0usize);
+    let evaluations = Cell::new(0usize);
+    let strategy = (
+        prop::collection::vec(
+            (
+                pass_rule(),
+                select(vec!["deny", "allow", "require_approval"]),
+            ),
+            3..10,
+        ),
+        prop::collection::vec((select(vec!["t", "u"]), pass_args()), 40),
+    );
+    let mut runner = runner("KVLAR_REF_CASES", 300);
+    let result = runner.run(&strategy, |(rules, calls)| {
+        sets.set(sets.get() + 1);
+        let yaml = render_pass(&rules);
+        let compiled = kvlar_compiler::compile_str("pass.yaml", &yaml)
+            .map_err(|f| TestCaseError::fail(format!("{f:?}\n{yaml}")))?;
+        let plans = compiled.program.fast_summary().plans;
+        planned.set(planned.get() + usize::from(plans > 0));
+        // Each side (conditions, parameters) with two or more distinct
+        // patterns is a set, and a lone one is a set as the other side's
+        // twin; otherwise it is a test of its own, which a run cannot hold.
+        // (`contains v` and `matches v` are one pattern when `v` has no
+        // regex syntax, as the generated literals do not.)
+        let mut conds = std::collections::HashSet::new();
+        let mut params = std::collections::HashSet::new();
+        for (r, _) in &rules {
+            match r {
+                PassRule::Cond(op, v) => {
+                    conds.insert((if *op == "matches" { "contains" } else { *op }, *v));
+                }
+                PassRule::Param(v) => {
+                    params.insert(*v);
+                }
+                PassRule::Always => {}
+            }
+        }
+        let (c, p) = (conds.len(), params.len());
+        // One list per tool (`t`, `u`).
+        let want = 2 * usize::from((c > 0 && p > 0) || c > 1 || p > 1);
+        if plans != want {
+            return Err(TestCaseError::fail(format!("{plans} plans, expected {want}\n{yaml}")));
+        }
+        for (tool, args) in &calls {
+            let call = kvlar_vm::Call::mcp(tool, args);
+            let ours = Outcome::from_vm(compiled.program.evaluate(&call));
+            let reference = Outcome::from_ref(reference::evaluate(&compiled.policies, &call));
+            let mut trace = kvlar_vm::trace::Trace::default();
+            let traced = Outcome::from_vm(compiled.program.evaluate_traced(&call, &mut trace));
+            evaluations.set(evaluations.get() + 1);
+            decided.set(decided.get() + usize::from(!reference.rule.starts_with('_')));
+            if ours != reference || traced != reference {
+                return Err(TestCaseError::fail(format!(
+                    "call {tool} {args}\nreference: {reference:?}\nVM:        {ours:?}\ntraced:    {traced:?}\npolicy:\n{yaml}"
+                )));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    println!(
+        "one-pass plans: {} policies ({} with a plan), {} evaluations ({} decided by a rule)",
+        sets.get(),
+        planned.get(),
+        evaluations.get(),
+        decided.get()
+    );
+    assert!(
+        planned.get() * 10 > sets.get() * 9,
+        "generator too weak for plans"
+    );
+    assert!(decided.get() * 2 > evaluations.get(), "generator too weak");
+}
+
+/// Which lists get a plan: not those with a name test in the run, tests of
+/// two arguments, a rule the run cannot hold, or rules for every tool; the
+/// curated policies' tools do.
+#[test]
+fn plans_cover_one_argument_runs_only() {
+    let plans = |yaml: &str| {
+        kvlar_compiler::compile_str("p.yaml", yaml)
+            .unwrap_or_else(|f| panic!("{f:?}\n{yaml}"))
+            .program
+            .fast_summary()
+            .plans
+    };
+    let head = "name: p\ndescription: d\nversion: \"1\"\nrules:\n";
+    let rule = |id: &str, tools: &str, key: &str, v: &str| {
+        format!("  - id: {id}\n    description: d\n    match_on:\n      resources: [{tools}]\n      parameters:\n        {key}: '{v}'\n    effect:\n      type: deny\n      reason: r\n")
+    };
+    let three = |key2: &str| {
+        format!(
+            "{head}{}{}{}",
+            rule("a", "t", "x", "a"),
+            rule("b", "t", "x", "b"),
+            rule("c", "t", key2, "c")
+        )
+    };
+    assert_eq!(plans(&three("x")), 1);
+    // Two arguments: two passes.
+    assert_eq!(plans(&three("y")), 0);
+    // A rule on a glob is resolved into the list of each tool it matches.
+    let star = format!("{}{}", three("x"), rule("d", "\"*\"", "x", "d"));
+    assert_eq!(plans(&star), 1);
+    // A rule with no tool pattern joins every list from outside: no plan.
+    let generic = format!(
+        "{}  - id: g\n    when: args.y == 1\n    effect: deny\n    reason: g\n",
+        three("x")
+    );
+    assert_eq!(plans(&generic), 0);
+    // Two tools, one with a plan: `u`'s list is `a` alone (too short a run).
+    let two = format!(
+        "{head}{}{}{}",
+        rule("a", "t, u", "x", "a"),
+        rule("b", "t", "x", "b"),
+        rule("c", "t", "x", "c")
+    );
+    assert_eq!(plans(&two), 1);
+    // A conditions field with a dot reaches into objects (a key spelt with
+    // the dot comes first); the plan reads it as the interpreter does.
+    let cond = |id: &str, v: &str| {
+        format!("  - id: {id}\n    description: d\n    match_on:\n      resources: [t]\n      conditions:\n        - field: a.b\n          operator: contains\n          value: '{v}'\n    effect:\n      type: deny\n      reason: {id}\n")
+    };
+    let dotted = format!(
+        "{head}{}{}  - id: last\n    tools: [t]\n    effect: allow\n",
+        cond("has-x", "x"),
+        cond("has-y", "y")
+    );
+    let compiled =
+        kvlar_compiler::compile_str("dotted.yaml", &dotted).unwrap_or_else(|f| panic!("{f:?}"));
+    assert_eq!(compiled.program.fast_summary().plans, 1);
+    let cases: &[(Value, &str)] = &[
+        (serde_json::json!({"a": {"b": "yx"}}), "has-x"),
+        (serde_json::json!({"a": {"b": "y"}}), "has-y"),
+        (serde_json::json!({"a": {"b": "z"}}), "last"),
+        (serde_json::json!({"a.b": "y", "a": {"b": "x"}}), "has-y"),
+        (serde_json::json!({"a": {"b": 5}}), "last"),
+        (serde_json::json!({"a": "x"}), "last"),
+    ];
+    for (args, want) in cases {
+        assert_decides(&compiled, "t", args, want);
+    }
+    // The curated policies: each of postgres's three SQL tools and of
+    // shell's five tool names (`exec*` and `terminal*` are globs) has its
+    // own list.
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+    let curated = |name: &str| {
+        plans(&std::fs::read_to_string(format!("{policies}/{name}.yaml")).expect("curated policy"))
+    };
+    assert_eq!(curated("postgres"), 3);
+    assert_eq!(curated("shell"), 5);
 }

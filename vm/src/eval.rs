@@ -171,6 +171,12 @@ impl Program {
             if immediate != NO_RULE {
                 return Ok(self.decision(Exit::Decide(immediate)));
             }
+            // The tool's rules are one pass over one string argument.
+            if let Some(plan) = known.and_then(|k| entry.plans.get(k.list as usize)?.as_ref()) {
+                if let Some(rule) = plan.decide(call.args) {
+                    return Ok(self.decision(rule.map_or(Exit::Halt, Exit::Decide)));
+                }
+            }
             pre = match (resolved, self.consts.get(entry.table as usize)) {
                 (Some(r), _) => Some((((&r.list[..], Some(&r.runs)), (&[][..], None)), false)),
                 (None, Some(Const::Dispatch(d))) => {
@@ -884,7 +890,7 @@ impl Scratch<'_> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum SetState {
+pub(crate) enum SetState {
     /// Not run yet for this call.
     #[default]
     Unknown,
@@ -966,7 +972,7 @@ fn scan(rs: &RegexSet, text: &str, bits: &mut [u64]) -> SetState {
 
 /// Runs `engine` over `text`; its patterns are `parts` in order, each
 /// `(count, base)`: part `i`'s matching patterns set bits from its `base`.
-fn scan_parts<const K: usize>(
+pub(crate) fn scan_parts<const K: usize>(
     engine: &SetEngine,
     text: &str,
     parts: [(usize, usize); K],

@@ -142,6 +142,9 @@ pub(crate) struct Entry {
     /// mask of those globs. A tool that matches none meets no rule: `end`
     /// decides without visiting them.
     pub unknown_globs: Option<Vec<u64>>,
+    /// Per known-tool list: its one-pass plan, if it has one (see
+    /// [`crate::plan`]; set once the runs are derived).
+    pub plans: Vec<Option<crate::plan::Plan>>,
 }
 
 /// The first step of the merge of two dispatch lists (by order key).
@@ -194,6 +197,7 @@ pub(crate) fn entry(
         unknown_immediate: immediate(first_step(&[], &d.generic_unknown), fast),
         unknown_globs: globs.and_then(|g| unknown_globs(d, fast, g, &exact_indexed)),
         exact_indexed,
+        plans: Vec::new(),
     })
 }
 

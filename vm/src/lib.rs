@@ -51,6 +51,7 @@ pub mod format;
 pub mod kvlar;
 mod names_cache;
 pub mod op;
+mod plan;
 mod prefilter;
 pub mod program;
 mod set_engine;

@@ -551,6 +551,9 @@ pub struct FastSummary {
     /// end at once when none of the tool globs the rules for unknown tools
     /// need matches it (every one of those rules needs a glob).
     pub unknown_glob_gate: bool,
+    /// Known-tool lists decided by one regex pass over one string argument
+    /// without the interpreter's frame (see `plan.rs`).
+    pub plans: usize,
 }
 
 /// A verified, runnable program.
@@ -651,6 +654,11 @@ impl Program {
                 d.runs = runs;
             }
         }
+        if let Some(entry) = &mut program.entry {
+            if let Some(Const::Dispatch(d)) = program.consts.get(entry.table as usize) {
+                entry.plans = crate::plan::plans(d, &program.consts);
+            }
+        }
         Ok(program)
     }
 
@@ -713,6 +721,10 @@ impl Program {
                 .iter()
                 .filter(|f| f.top.is_some() || f.past.is_some())
                 .count(),
+            plans: self
+                .entry
+                .as_ref()
+                .map_or(0, |e| e.plans.iter().flatten().count()),
             ..FastSummary::default()
         };
         for c in &self.consts {

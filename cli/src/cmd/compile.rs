@@ -72,6 +72,10 @@ pub fn run(args: Args) -> ExitCode {
             );
             outln!("twin sets       {}", fast.twin_sets);
             outln!(
+                "one-pass plans  {} (tools decided by one regex pass over one argument)",
+                fast.plans
+            );
+            outln!(
                 "unknown tools   {}",
                 if fast.unknown_glob_gate {
                     "glob gate (a tool no rule's glob matches is decided at once)"
