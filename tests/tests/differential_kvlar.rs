@@ -58,6 +58,7 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
     // How often the VM's fast paths are in play (so that this test checks them).
     let with_inline = Cell::new(0usize);
     let with_runs = Cell::new(0usize);
+    let with_plans = Cell::new(0usize);
     let with_gate = Cell::new(0usize);
     let with_resolved = Cell::new(0usize);
     let mut runner = runner(cases_var, default_cases);
@@ -74,6 +75,7 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
         let fast = compiled.program.fast_summary();
         with_inline.set(with_inline.get() + usize::from(fast.inline_rules > 0));
         with_runs.set(with_runs.get() + usize::from(fast.runs > 0));
+        with_plans.set(with_plans.get() + usize::from(fast.plans > 0));
         with_gate.set(with_gate.get() + usize::from(fast.unknown_glob_gate));
         for c in &calls {
             let call = c.call();
@@ -104,10 +106,11 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
     let (sets, skip, evals) = (policy_sets.get(), skipped.get(), evaluations.get());
     println!(
         "kvlar-core {ver:?}: {sets} policy sets ({skip} skipped: kvlar-core could not parse), \
-         {evals} evaluations ({} decided by a rule), {} sets with inline rules, {} with bit runs, {} with the unknown-tool glob gate, {} with resolved unknown tools, {:.1?}",
+         {evals} evaluations ({} decided by a rule), {} sets with inline rules, {} with bit runs, {} with one-pass plans, {} with the unknown-tool glob gate, {} with resolved unknown tools, {:.1?}",
         decided_by_rule.get(),
         with_inline.get(),
         with_runs.get(),
+        with_plans.get(),
         with_gate.get(),
         with_resolved.get(),
         start.elapsed()
@@ -127,6 +130,15 @@ fn run(ver: Ver, cases_var: &str, default_cases: u32) {
         with_gate.get() > 0 || sets < 300,
         "generator too weak for the unknown-tool glob gate: {} of {sets}",
         with_gate.get()
+    );
+    // One-pass plans are rare here too (most generated sets have rules for
+    // every tool, or test two arguments: 14 of 1,100 sets in a run, about
+    // e^-14 odds of none); `one_pass_plans_decide_like_the_reference`
+    // generates them on purpose.
+    assert!(
+        with_plans.get() > 0 || sets < 300,
+        "generator too weak for one-pass plans: {} of {sets}",
+        with_plans.get()
     );
     // Most generated sets have tools no rule names exactly; the second
     // evaluation of each call runs their resolved lists (1,040 of 1,100 sets

@@ -172,7 +172,9 @@ impl Program {
                 return Ok(self.decision(Exit::Decide(immediate)));
             }
             // The tool's rules are one pass over one string argument.
-            if let Some(plan) = known.and_then(|k| entry.plans.get(k.list as usize)?.as_ref()) {
+            if let Some(plan) =
+                known.and_then(|k| entry.plans.get(usize::from(k.plan).checked_sub(1)?))
+            {
                 if let Some(rule) = plan.decide(call.args) {
                     return Ok(self.decision(rule.map_or(Exit::Halt, Exit::Decide)));
                 }

@@ -142,9 +142,10 @@ pub(crate) struct Entry {
     /// mask of those globs. A tool that matches none meets no rule: `end`
     /// decides without visiting them.
     pub unknown_globs: Option<Vec<u64>>,
-    /// Per known-tool list: its one-pass plan, if it has one (see
-    /// [`crate::plan`]; set once the runs are derived).
-    pub plans: Vec<Option<crate::plan::Plan>>,
+    /// The one-pass plans of the known-tool lists that have one (see
+    /// [`crate::plan`]; set once the runs are derived). A tool's
+    /// [`Known::plan`](crate::program::Known) points here.
+    pub plans: Vec<crate::plan::Plan>,
 }
 
 /// The first step of the merge of two dispatch lists (by order key).

@@ -303,6 +303,7 @@ impl NameIndex {
         let known = |list: u32| Known {
             list,
             immediate: crate::fast::NO_RULE,
+            plan: 0,
         };
         let (short, long): (Vec<_>, Vec<_>) = names
             .iter()
@@ -376,17 +377,25 @@ impl NameIndex {
     /// Records, per known list, the rule that decides at once (see
     /// [`Known::immediate`]).
     pub(crate) fn set_immediate(&mut self, per_list: &[u16]) {
-        let known = self
-            .short
-            .known_mut()
-            .chain(self.index.values_mut().map(|s| &mut s.known))
-            .chain(self.spill.values_mut());
-        for k in known {
+        self.each_known_mut(|k| {
             k.immediate = per_list
                 .get(k.list as usize)
                 .copied()
                 .unwrap_or(crate::fast::NO_RULE);
-        }
+        });
+    }
+
+    /// Records, per known list, its one-pass plan (see [`Known::plan`]).
+    pub(crate) fn set_plans(&mut self, per_list: &[u16]) {
+        self.each_known_mut(|k| k.plan = per_list.get(k.list as usize).copied().unwrap_or(0));
+    }
+
+    fn each_known_mut(&mut self, mut f: impl FnMut(&mut Known)) {
+        self.short
+            .known_mut()
+            .chain(self.index.values_mut().map(|s| &mut s.known))
+            .chain(self.spill.values_mut())
+            .for_each(&mut f);
     }
 }
 
@@ -397,6 +406,10 @@ impl NameIndex {
 pub(crate) struct Known {
     pub list: u32,
     pub immediate: u16,
+    /// 1 + the index of the list's one-pass plan in the entry's plans, or
+    /// 0 for none (set by `Program::new` in the entry's copy of the index;
+    /// it fills the struct's padding).
+    pub plan: u16,
 }
 
 /// An `index` entry: the name's `Known` and where its bytes are in the arena.
@@ -551,8 +564,9 @@ pub struct FastSummary {
     /// end at once when none of the tool globs the rules for unknown tools
     /// need matches it (every one of those rules needs a glob).
     pub unknown_glob_gate: bool,
-    /// Known-tool lists decided by one regex pass over one string argument
-    /// without the interpreter's frame (see `plan.rs`).
+    /// Known tool names decided by one regex pass over one string argument
+    /// without the interpreter's frame (their list has a one-pass plan; see
+    /// `plan.rs`).
     pub plans: usize,
 }
 
@@ -656,7 +670,9 @@ impl Program {
         }
         if let Some(entry) = &mut program.entry {
             if let Some(Const::Dispatch(d)) = program.consts.get(entry.table as usize) {
-                entry.plans = crate::plan::plans(d, &program.consts);
+                let (plans, per_list) = crate::plan::plans(d, &program.consts);
+                entry.plans = plans;
+                entry.names.set_plans(&per_list);
             }
         }
         Ok(program)
@@ -724,7 +740,7 @@ impl Program {
             plans: self
                 .entry
                 .as_ref()
-                .map_or(0, |e| e.plans.iter().flatten().count()),
+                .map_or(0, |e| e.names.known().filter(|k| k.plan != 0).count()),
             ..FastSummary::default()
         };
         for c in &self.consts {

@@ -150,6 +150,7 @@ mod tests {
         Known {
             list,
             immediate: crate::fast::NO_RULE,
+            plan: 0,
         }
     }
 
