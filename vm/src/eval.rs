@@ -126,8 +126,9 @@ impl Program {
 
     /// What the entry's dispatch alone shows about `call` (see
     /// [`crate::fast::Entry`]): `Ok` when it decides (a tool that meets no
-    /// rule, or whose first rule has no condition left); otherwise the
-    /// tool's selected lists, `None` without an entry shortcut.
+    /// rule, or whose first rule has no condition left, or whose list has a
+    /// one-pass plan and a string argument for it); otherwise the tool's
+    /// selected lists, `None` without an entry shortcut.
     #[inline(always)]
     fn entry_shortcut<'p>(&'p self, call: &Call) -> Result<Decision<'p>, Option<Pre<'p>>> {
         let mut pre = None;
