@@ -35,7 +35,8 @@ const WORD: usize = 64;
 /// No step tests this bit.
 const NO_STEP: u16 = u16::MAX;
 
-/// What one pass runs: a twin pair's merged engine, or one `parameters` set.
+/// What one pass runs: a twin pair's merged engine, or one Kvlar set's
+/// (`parameters` or `conditions`).
 #[derive(Debug, Clone)]
 enum Pass {
     Twin(Arc<Twin>),
@@ -106,9 +107,9 @@ impl Plan {
 
 /// The plans of the known-tool lists of `d` (the entry's dispatch table)
 /// that have one (see [`plan`]), and per list 1 + the index of its plan, or
-/// 0. Lists without a plan cost 2 bytes each (10,000 tools with no regex
-/// set, as in the synthetic benchmark, would otherwise hold 10,000 empty
-/// plans).
+/// 0, which `Program::new` records in each tool's name entry. A list
+/// without a plan costs nothing (a slot per list would hold 10,000 empty
+/// plans for the synthetic 10,000-tool policy, which has no regex set).
 pub(crate) fn plans(d: &Dispatch, consts: &[Const]) -> (Vec<Plan>, Vec<u16>) {
     let mut plans = Vec::new();
     let mut per_list = vec![0u16; d.lists.len()];
@@ -116,7 +117,7 @@ pub(crate) fn plans(d: &Dispatch, consts: &[Const]) -> (Vec<Plan>, Vec<u16>) {
         return (plans, per_list);
     }
     for ((list, runs), slot) in d.lists.iter().zip(&d.runs).zip(&mut per_list) {
-        // Past u16::MAX - 1 plans, the lists go to the interpreter.
+        // Past 65,535 plans, the remaining lists go to the interpreter.
         let Ok(id) = u16::try_from(plans.len() + 1) else {
             break;
         };
