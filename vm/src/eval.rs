@@ -173,9 +173,14 @@ impl Program {
                 return Ok(self.decision(Exit::Decide(immediate)));
             }
             // The tool's rules are one pass over one string argument.
-            if let Some(plan) =
-                known.and_then(|k| entry.plans.get(usize::from(k.plan).checked_sub(1)?))
-            {
+            let plan = match (known, resolved) {
+                (Some(k), _) => usize::from(k.plan)
+                    .checked_sub(1)
+                    .and_then(|i| entry.plans.get(i)),
+                (None, Some(r)) => r.plan.as_ref(),
+                (None, None) => None,
+            };
+            if let Some(plan) = plan {
                 if let Some(rule) = plan.decide(call.args) {
                     return Ok(self.decision(rule.map_or(Exit::Halt, Exit::Decide)));
                 }

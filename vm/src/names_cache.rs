@@ -34,13 +34,15 @@ const PROBES: usize = 4;
 pub(crate) const MAX_NAME: usize = 256;
 
 /// One unknown tool name's rules: its dispatch list and that list's runs,
-/// and the rule that decides every call of it at once, if any.
+/// the rule that decides every call of it at once, if any, and the list's
+/// one-pass plan, if it has one (`crate::plan`).
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
     name: Box<str>,
     pub list: Vec<(u32, Step)>,
     pub runs: ListRuns,
     pub immediate: u16,
+    pub plan: Option<crate::plan::Plan>,
 }
 
 /// See the module docs.
@@ -107,6 +109,14 @@ impl NameCache {
     pub(crate) fn len(&self) -> usize {
         self.slots.iter().filter(|s| s.get().is_some()).count()
     }
+
+    /// The resolved names whose list has a one-pass plan.
+    pub(crate) fn plans(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.get().is_some_and(|r| r.plan.is_some()))
+            .count()
+    }
 }
 
 /// The pc past a rule chunk's tool test (`name_in tool` then `jump_false`
@@ -163,11 +173,15 @@ pub(crate) fn resolve(
     }
     let runs = crate::fast::runs(&list, fast, consts);
     let immediate = crate::fast::immediate(list.first().map(|s| s.1), fast);
+    // The resolved list is the name's only list (the generic one is not
+    // merged with it), as for a known tool with no generic rules.
+    let plan = crate::plan::plan(&list, &runs, consts);
     Resolved {
         name: name.into(),
         list,
         runs,
         immediate,
+        plan,
     }
 }
 
@@ -182,6 +196,7 @@ mod tests {
             list: Vec::new(),
             runs: ListRuns::default(),
             immediate: NO_RULE,
+            plan: None,
         }
     }
 

@@ -14,7 +14,9 @@
 //! walk finds, next to the tool's entry, so the call goes straight to the
 //! pass.
 //!
-//! A plan is derived on load from the verified program's runs, and decides
+//! A plan is derived from the verified program's runs, on load for the
+//! tools the dispatch table knows, and on a name's first call for a tool
+//! only globs name (with its resolved list, `names_cache`). It decides
 //! exactly what [`Program::run_bits`](crate::Program) decides for the same
 //! run: the first step, in list order, that is "always" or whose bit the
 //! pass set. When the argument is absent or not a string the sets read
@@ -132,8 +134,10 @@ pub(crate) fn plans(d: &Dispatch, consts: &[Const]) -> (Vec<Plan>, Vec<u16>) {
 /// The plan of one list: the whole list is one run, no step has a name
 /// test, and the run's sets are one Kvlar set (`parameters` or
 /// `conditions`) or the two sets of one twin, whose result bits all fall in
-/// one word.
-fn plan(list: &[(u32, Step)], runs: &ListRuns, consts: &[Const]) -> Option<Plan> {
+/// one word. The list must be the tool's only one: a known tool's with no
+/// generic rules ([`plans`]), or an unknown name's resolved list
+/// (`names_cache`).
+pub(crate) fn plan(list: &[(u32, Step)], runs: &ListRuns, consts: &[Const]) -> Option<Plan> {
     let [run] = runs.runs.as_slice() else {
         return None;
     };

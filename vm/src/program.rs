@@ -766,6 +766,12 @@ impl Program {
         self.unknown_names.len()
     }
 
+    /// How many of those resolved names' lists have a one-pass plan (see
+    /// [`FastSummary::plans`] for the names the table knows).
+    pub fn resolved_plans(&self) -> usize {
+        self.unknown_names.plans()
+    }
+
     /// The debug entry of an instruction, if any.
     pub fn debug_at(&self, chunk: u16, pc: usize) -> Option<&DebugEntry> {
         self.debug
