@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::fast::{ListRuns, Run, ALWAYS};
+use crate::fast::ListRuns;
 use crate::program::{Const, Dispatch, RegexSet, SetSubject, Step, Twin};
 use crate::set_engine::SetEngine;
 
@@ -161,16 +161,13 @@ pub(crate) fn plan(list: &[(u32, Step)], runs: &ListRuns, consts: &[Const]) -> O
     if parts.iter().any(|&(count, base)| base + count - lo > WORD) {
         return None;
     }
+    // From the run's own index, as `run_bits` reads it: its first
+    // unconditional step, and per bit the first step that tests it.
+    let always = run.always.first().map_or(run.rules.len(), |&k| k as usize) as u16;
     let mut first = [NO_STEP; WORD];
-    let mut always = run.rules.len() as u16;
-    for (k, bit) in step_bits(run)?.into_iter().enumerate() {
-        let k = k as u16;
-        if bit == ALWAYS {
-            always = always.min(k);
-            continue;
-        }
-        let slot = first.get_mut((bit as usize).checked_sub(lo)?)?;
-        *slot = (*slot).min(k);
+    for &(bit, _, _) in &run.by_bit {
+        let k = *run.steps_of(bit).first()?;
+        *first.get_mut((bit as usize).checked_sub(lo)?)? = k as u16;
     }
     let parts = parts.map(|(count, base)| (count, base - lo));
     Some(Plan {
@@ -221,20 +218,4 @@ fn twin_pass(tw: &Arc<Twin>) -> Option<PassOf> {
         Pass::Twin(tw.clone()),
         [part(&tw.first), part(&tw.second)],
     ))
-}
-
-/// Per step of `run`, in order: the global result bit it tests, or
-/// [`ALWAYS`] (read back from the run's index).
-fn step_bits(run: &Run) -> Option<Vec<u16>> {
-    let mut bits = vec![None; run.rules.len()];
-    for &(bit, from, to) in &run.by_bit {
-        for &k in run.bit_steps.get(from as usize..to as usize)? {
-            *bits.get_mut(k as usize)? = Some(bit);
-        }
-    }
-    for &k in &run.always {
-        *bits.get_mut(k as usize)? = Some(ALWAYS);
-    }
-    // Every step is one or the other.
-    bits.into_iter().collect()
 }
