@@ -7,15 +7,18 @@
 #   scripts/bench-proxy.sh [harness options…]
 #
 # Harness options (tests/benches/proxy.rs): --seq N (20000 sequential calls per
-# configuration), --seq-everything N (5000), --rounds N (40 interleaving
-# rounds), --warmup N (2000), --calls N (10000 pipelined calls per round),
-# --calls-everything N (5000), --window W (64), --tput-rounds N (5),
-# --no-kvlar-cli, --no-everything, --no-relay (the do-nothing relay chain),
-# --no-poll-ablation (the `kvlar proxy --busy-poll 0` chain).
+# configuration with the mock server), --seq-everything N (10000 with each real
+# server), --rounds N (40 interleaving rounds), --warmup N (2000), --calls N
+# (10000 pipelined calls per round with the mock), --calls-everything N (5000
+# with each real server), --window W (64), --tput-rounds N (5), --no-kvlar-cli,
+# --no-filesystem, --no-everything (the real servers), --no-relay (the
+# do-nothing relay chain), --no-poll-ablation (the `kvlar proxy --busy-poll 0`
+# chains).
 #
 # Installs kvlar-cli 0.4.0 into .deps/kvlar-cli-0.4.0 (gitignored) the first
-# time. The server-everything rows need tests/e2e/node_modules (scripts/e2e.sh
-# installs it); without it they are skipped. Not part of scripts/test-all.sh.
+# time. The real-server rows (@modelcontextprotocol/server-filesystem and
+# server-everything) need tests/e2e/node_modules (scripts/e2e.sh installs it);
+# without it they are skipped. Not part of scripts/test-all.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"

@@ -7,7 +7,13 @@
 //! harness (the MCP client) → [proxy →] upstream server. The upstream server
 //! is either this same binary started with `--mock-server` (a minimal,
 //! deterministic stdio MCP server that answers at once, so the proxy's cost is
-//! what is measured) or the real `@modelcontextprotocol/server-everything`.
+//! what is measured) or a real server from npm:
+//! `@modelcontextprotocol/server-filesystem`, serving a directory this harness
+//! fills, with `policies/filesystem.yaml` rooted at that directory (the
+//! curated policy is written for this server), and
+//! `@modelcontextprotocol/server-everything`. The issue's targets are about
+//! what a user sees, so they are judged against the real servers; the mock
+//! rows, with the relay below, show the proxy's own cost.
 //!
 //! Next to the proxies, this same binary started with `--relay -- SERVER…`
 //! is a "proxy" that does no work: two threads copy lines both ways with
@@ -16,9 +22,16 @@
 //! in the chain (pipe hops, wake-ups, where the scheduler puts it), a floor
 //! no real proxy can go under on this machine.
 //!
-//! `kvlar proxy --busy-poll 0` runs next to the default proxy (filesystem.yaml,
-//! allowed and denied calls) unless `--no-poll-ablation` is given: what the
-//! proxy's busy-polling while the server owes an answer saves, in the same run.
+//! `kvlar proxy --busy-poll 0` runs next to the default proxy (filesystem.yaml
+//! against the mock, allow-all against server-everything) unless
+//! `--no-poll-ablation` is given: what the proxy's busy-polling while the
+//! server owes an answer saves or costs, in the same run.
+//!
+//! Each real server also runs a second direct chain, a server process of its
+//! own: the difference between the two direct rows is what two processes of
+//! the same server differ by (JIT and garbage-collector state, where the
+//! scheduler put them), the resolution of every "added" figure against that
+//! server.
 //!
 //! - Round-trip latency: one request in flight; the clock starts before the
 //!   request is written and stops when its response has been read
@@ -93,13 +106,14 @@ struct Options {
     /// Whether to run `kvlar proxy --busy-poll 0` (curated policy) too.
     poll_ablation: bool,
     everything: Option<PathBuf>,
+    filesystem: Option<PathBuf>,
     allow_all: PathBuf,
     curated: PathBuf,
     /// The policy for the server-everything chains (denies `get-env`).
     everything_policy: PathBuf,
     /// Sequential calls per configuration (mock server).
     seq: usize,
-    /// Sequential calls per configuration (server-everything).
+    /// Sequential calls per configuration with a real server.
     seq_everything: usize,
     /// Interleaving rounds for the sequential measurement.
     rounds: usize,
@@ -107,7 +121,7 @@ struct Options {
     warmup: usize,
     /// Pipelined calls per round and configuration (mock server).
     calls: usize,
-    /// Pipelined calls per round and configuration (server-everything).
+    /// Pipelined calls per round and configuration with a real server.
     calls_everything: usize,
     window: usize,
     tput_rounds: usize,
@@ -126,11 +140,12 @@ impl Options {
             relay: true,
             poll_ablation: true,
             everything: Some(root.join("tests/e2e/node_modules/.bin/mcp-server-everything")),
+            filesystem: Some(root.join("tests/e2e/node_modules/.bin/mcp-server-filesystem")),
             allow_all: root.join("tests/e2e/policies/allow-all.yaml"),
             curated: root.join("policies/filesystem.yaml"),
             everything_policy: root.join("tests/e2e/policies/everything.yaml"),
             seq: 20_000,
-            seq_everything: 5_000,
+            seq_everything: 10_000,
             rounds: 40,
             warmup: 2_000,
             calls: 10_000,
@@ -159,6 +174,8 @@ impl Options {
                 "--no-kvlar-cli" => o.kvlar_cli = None,
                 "--everything" => o.everything = Some(val()?.into()),
                 "--no-everything" => o.everything = None,
+                "--filesystem" => o.filesystem = Some(val()?.into()),
+                "--no-filesystem" => o.filesystem = None,
                 "--no-relay" => o.relay = false,
                 "--no-poll-ablation" => o.poll_ablation = false,
                 "--allow-all" => o.allow_all = val()?.into(),
@@ -181,7 +198,7 @@ impl Options {
                 o.kvlar.display()
             ));
         }
-        for opt in [&mut o.kvlar_cli, &mut o.everything] {
+        for opt in [&mut o.kvlar_cli, &mut o.everything, &mut o.filesystem] {
             if opt.as_ref().is_some_and(|p| !p.is_file()) {
                 eprintln!(
                     "bench-proxy: {} not found; skipping it",
@@ -200,9 +217,9 @@ impl Options {
 
 /// A `tools/call` line with a placeholder for its id, and what its answer must contain.
 #[derive(Clone, Copy)]
-struct Request {
+struct Request<'a> {
     /// The params object.
-    params: &'static str,
+    params: &'a str,
     expect: Expect,
 }
 
@@ -225,6 +242,8 @@ const ECHO: &str = r#"{"name":"echo","arguments":{"message":"hello"}}"#;
 const GET_ENV: &str = r#"{"name":"get-env","arguments":{}}"#;
 const MOCK_TEXT: &str = r#""text":"ok""#;
 const ECHO_TEXT: &str = "Echo: hello";
+/// The content of the file server-filesystem reads in the benchmark.
+const FS_TEXT: &str = "kvlar proxy benchmark file";
 
 fn request_line(out: &mut Vec<u8>, id: u64, method: &str, params: Option<&str>) {
     out.clear();
@@ -370,7 +389,7 @@ impl Chain {
     }
 
     /// One sequential `tools/call`; returns its round-trip time.
-    fn call(&mut self, req: Request) -> Result<Duration, String> {
+    fn call(&mut self, req: Request<'_>) -> Result<Duration, String> {
         let id = self.next_id;
         self.next_id += 1;
         request_line(&mut self.line, id, "tools/call", Some(req.params));
@@ -389,7 +408,7 @@ impl Chain {
     /// the CPU time of the writer thread (the reader is the calling thread).
     fn pipelined(
         &mut self,
-        req: Request,
+        req: Request<'_>,
         n: usize,
         window: usize,
     ) -> Result<(Duration, u64), String> {
@@ -479,13 +498,14 @@ impl Chain {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Upstream {
     Mock,
+    Filesystem,
     Everything,
 }
 
-struct Config {
+struct Config<'a> {
     label: String,
     chain: usize,
-    request: Request,
+    request: Request<'a>,
     upstream: Upstream,
     /// The direct configuration it is compared with (its own index for a direct one).
     baseline: usize,
@@ -620,9 +640,39 @@ fn run(o: &Options) -> Result<(), String> {
         ));
         chains_spec.push(("kvlar-cli curated".into(), proxy(cli, &o.curated, &mock)));
     }
+    // server-filesystem serves a directory made here, with the curated
+    // policy rooted at it (`served_policy`).
+    let served = match &o.filesystem {
+        Some(_) => Some(serve_directory(o)?),
+        None => None,
+    };
+    if let (Some(fs), Some((dir, policy))) = (&o.filesystem, &served) {
+        let server = vec![path(fs), path(dir)];
+        chains_spec.push(("filesystem direct".into(), server.clone()));
+        chains_spec.push(("filesystem direct 2".into(), server.clone()));
+        chains_spec.push((
+            "filesystem kvlar allow-all".into(),
+            proxy(&o.kvlar, &o.allow_all, &server),
+        ));
+        chains_spec.push((
+            "filesystem kvlar curated".into(),
+            proxy(&o.kvlar, policy, &server),
+        ));
+        if let Some(cli) = &o.kvlar_cli {
+            chains_spec.push((
+                "filesystem kvlar-cli allow-all".into(),
+                proxy(cli, &o.allow_all, &server),
+            ));
+            chains_spec.push((
+                "filesystem kvlar-cli curated".into(),
+                proxy(cli, policy, &server),
+            ));
+        }
+    }
     if let Some(ev) = &o.everything {
         let server = vec![path(ev)];
         chains_spec.push(("everything direct".into(), server.clone()));
+        chains_spec.push(("everything direct 2".into(), server.clone()));
         chains_spec.push((
             "everything kvlar allow-all".into(),
             proxy(&o.kvlar, &o.allow_all, &server),
@@ -631,6 +681,11 @@ fn run(o: &Options) -> Result<(), String> {
             "everything kvlar policy".into(),
             proxy(&o.kvlar, &o.everything_policy, &server),
         ));
+        if o.poll_ablation {
+            let mut argv = proxy(&o.kvlar, &o.allow_all, &server);
+            argv.splice(2..2, ["--busy-poll".to_owned(), "0".to_owned()]);
+            chains_spec.push(("everything kvlar allow-all no-poll".into(), argv));
+        }
         if let Some(cli) = &o.kvlar_cli {
             chains_spec.push((
                 "everything kvlar-cli allow-all".into(),
@@ -660,16 +715,35 @@ fn run(o: &Options) -> Result<(), String> {
         params: GET_ENV,
         expect: Expect::Denied,
     };
+    let (fs_read, fs_secret) = match &served {
+        Some((dir, _)) => (
+            format!(
+                r#"{{"name":"read_text_file","arguments":{{"path":{}}}}}"#,
+                json_string(&dir.join(FS_FILE))
+            ),
+            format!(
+                r#"{{"name":"read_text_file","arguments":{{"path":{}}}}}"#,
+                json_string(&dir.join(FS_SECRET))
+            ),
+        ),
+        None => Default::default(),
+    };
+    let fs_allowed = Request {
+        params: &fs_read,
+        expect: Expect::Allowed(FS_TEXT),
+    };
+    let fs_denied = Request {
+        params: &fs_secret,
+        expect: Expect::Denied,
+    };
     let mut configs: Vec<Config> = Vec::new();
     let mut add = |label: &str, chain: Option<usize>, request, upstream, tput: bool| {
         if let Some(chain) = chain {
-            let baseline = match upstream {
-                Upstream::Mock => 0,
-                Upstream::Everything => configs
-                    .iter()
-                    .position(|c: &Config| c.upstream == Upstream::Everything)
-                    .unwrap_or(configs.len()),
-            };
+            // The first configuration with the same server is its direct one.
+            let baseline = configs
+                .iter()
+                .position(|c: &Config| c.upstream == upstream)
+                .unwrap_or(configs.len());
             configs.push(Config {
                 label: label.to_owned(),
                 chain,
@@ -684,7 +758,7 @@ fn run(o: &Options) -> Result<(), String> {
             });
         }
     };
-    use Upstream::{Everything, Mock};
+    use Upstream::{Everything, Filesystem, Mock};
     add("direct", idx("direct"), allowed, Mock, true);
     add(
         "kvlar proxy, allow-all",
@@ -758,6 +832,63 @@ fn run(o: &Options) -> Result<(), String> {
         false,
     );
     add(
+        "server-filesystem direct",
+        idx("filesystem direct"),
+        fs_allowed,
+        Filesystem,
+        true,
+    );
+    add(
+        "server-filesystem direct, a second server process",
+        idx("filesystem direct 2"),
+        fs_allowed,
+        Filesystem,
+        true,
+    );
+    add(
+        "server-filesystem via kvlar proxy, allow-all",
+        idx("filesystem kvlar allow-all"),
+        fs_allowed,
+        Filesystem,
+        true,
+    );
+    add(
+        "server-filesystem via kvlar proxy, filesystem.yaml, allowed call",
+        idx("filesystem kvlar curated"),
+        fs_allowed,
+        Filesystem,
+        true,
+    );
+    add(
+        "server-filesystem via kvlar proxy, filesystem.yaml, denied call",
+        idx("filesystem kvlar curated"),
+        fs_denied,
+        Filesystem,
+        false,
+    );
+    add(
+        "server-filesystem via kvlar-cli 0.4.0, allow-all",
+        idx("filesystem kvlar-cli allow-all"),
+        fs_allowed,
+        Filesystem,
+        true,
+    );
+    add(
+        "server-filesystem via kvlar-cli 0.4.0, filesystem.yaml, allowed call",
+        idx("filesystem kvlar-cli curated"),
+        fs_allowed,
+        Filesystem,
+        // About 1 ms per call, as against the mock.
+        false,
+    );
+    add(
+        "server-filesystem via kvlar-cli 0.4.0, filesystem.yaml, denied call",
+        idx("filesystem kvlar-cli curated"),
+        fs_denied,
+        Filesystem,
+        false,
+    );
+    add(
         "server-everything direct",
         idx("everything direct"),
         echo,
@@ -765,8 +896,22 @@ fn run(o: &Options) -> Result<(), String> {
         true,
     );
     add(
+        "server-everything direct, a second server process",
+        idx("everything direct 2"),
+        echo,
+        Everything,
+        true,
+    );
+    add(
         "server-everything via kvlar proxy, allow-all",
         idx("everything kvlar allow-all"),
+        echo,
+        Everything,
+        true,
+    );
+    add(
+        "server-everything via kvlar proxy --busy-poll 0, allow-all",
+        idx("everything kvlar allow-all no-poll"),
         echo,
         Everything,
         true,
@@ -803,7 +948,7 @@ fn run(o: &Options) -> Result<(), String> {
     let per_block = |c: &Config| -> usize {
         let total = match c.upstream {
             Mock => o.seq,
-            Everything => o.seq_everything,
+            Filesystem | Everything => o.seq_everything,
         };
         total.div_ceil(o.rounds)
     };
@@ -855,7 +1000,7 @@ fn run(o: &Options) -> Result<(), String> {
             let c = &mut configs[tput_idx[(round + j) % tput_idx.len()]];
             let n = match c.upstream {
                 Mock => o.calls,
-                Everything => o.calls_everything,
+                Filesystem | Everything => o.calls_everything,
             };
             let chain = &mut chains[c.chain];
             let before = cpu_now(chain, 0);
@@ -871,6 +1016,54 @@ fn run(o: &Options) -> Result<(), String> {
 
     report(o, &mut configs, &load_before, &load_after);
     Ok(())
+}
+
+/// The file server-filesystem reads, under the served directory.
+const FS_FILE: &str = "src/main.rs";
+
+/// The secret the denied call asks for, under the served directory. It
+/// exists, so a proxy that forwarded the call would get its content back
+/// without `isError`, and the benchmark would stop on that answer.
+const FS_SECRET: &str = ".ssh/id_rsa";
+
+/// Makes the directory server-filesystem serves (with [`FS_FILE`] holding
+/// [`FS_TEXT`], and [`FS_SECRET`]) and the curated policy rooted at it:
+/// `policies/filesystem.yaml` with `/workspace` replaced by the directory's
+/// real path. Returns both.
+fn serve_directory(o: &Options) -> Result<(PathBuf, PathBuf), String> {
+    fn io(p: &Path) -> impl Fn(io::Error) -> String + '_ {
+        move |e| format!("{}: {e}", p.display())
+    }
+    let dir = o.logs.join("served");
+    for (name, text) in [(FS_FILE, FS_TEXT), (FS_SECRET, "not for the agent")] {
+        let file = dir.join(name);
+        let parent = file.parent().unwrap_or(&dir);
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        std::fs::write(&file, format!("{text}\n")).map_err(io(&file))?;
+    }
+    // The server compares real paths; so does the policy.
+    let dir = dir.canonicalize().map_err(io(&dir))?;
+    let shown = dir.display().to_string();
+    if shown.contains(['"', '\\', '\'', '\n']) || !shown.starts_with('/') {
+        return Err(format!(
+            "{shown}: the served directory's path must be absolute, without quotes or backslashes (set CARGO_TARGET_DIR)"
+        ));
+    }
+    let curated = std::fs::read_to_string(&o.curated).map_err(io(&o.curated))?;
+    if !curated.contains("/workspace") {
+        return Err(format!(
+            "{}: no `/workspace` to root at the served directory",
+            o.curated.display()
+        ));
+    }
+    let policy = o.logs.join("filesystem-served.yaml");
+    std::fs::write(&policy, curated.replace("/workspace", &shown)).map_err(io(&policy))?;
+    Ok((dir, policy))
+}
+
+/// A path as a JSON string (the served directory's path has no character to escape).
+fn json_string(p: &Path) -> String {
+    format!("\"{}\"", p.display())
 }
 
 /// `(client, proxy, server)` CPU so far, in ns; `extra` is client CPU spent
@@ -932,7 +1125,7 @@ struct Stats {
     tput: f64,
 }
 
-fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &str) {
+fn report(o: &Options, configs: &mut [Config<'_>], load_before: &str, load_after: &str) {
     let stats: Vec<Stats> = configs
         .iter_mut()
         .map(|c| {
@@ -955,8 +1148,8 @@ fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &s
         load_after
     );
     println!(
-        "Sequential: {} round trips per configuration ({} with server-everything) after {} warm-up calls, interleaved in {} rounds. \
-         Pipelined: {} calls ({} with server-everything), window {}, median of {} interleaved rounds.",
+        "Sequential: {} round trips per configuration ({} with a real server) after {} warm-up calls, interleaved in {} rounds. \
+         Pipelined: {} calls ({} with a real server), window {}, median of {} interleaved rounds.",
         o.seq,
         o.seq_everything,
         o.warmup,
@@ -988,10 +1181,14 @@ fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &s
         } else {
             ("—".to_owned(), "—".to_owned())
         };
-        if c.upstream == Upstream::Everything && direct {
-            println!(
+        match c.upstream {
+            Upstream::Filesystem if direct => println!(
+                "| *real server: `@modelcontextprotocol/server-filesystem`, `read_text_file`* | | | | | | |"
+            ),
+            Upstream::Everything if direct => println!(
                 "| *real server: `@modelcontextprotocol/server-everything`, `echo`* | | | | | | |"
-            );
+            ),
+            _ => {}
         }
         println!(
             "| {} | {:.1} µs | {:.1} µs | {} | {} | {} | {} |",
@@ -1007,60 +1204,45 @@ fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &s
 
     cpu_table(configs, &stats, cores);
 
-    // Targets (issue 4), for our proxy against the mock server.
+    targets(configs, &stats);
+}
+
+/// The issue's four targets, judged for each real server (what a user's
+/// calls go through), then the same figures against the mock server, where
+/// they measure the proxy's own cost next to the do-nothing relay's.
+fn targets(configs: &[Config<'_>], stats: &[Stats]) {
     let find = |label: &str| configs.iter().position(|c| c.label == label);
-    println!();
-    println!("Targets (issue 4):");
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    for label in [
-        "kvlar proxy, allow-all",
-        "kvlar proxy, filesystem.yaml, allowed call",
-    ] {
+    let added = |i: usize| {
+        let b = configs[i].baseline;
+        (
+            us(stats[i].p50) - us(stats[b].p50),
+            us(stats[i].p99) - us(stats[b].p99),
+        )
+    };
+    let latency = |label: &str| {
         if let Some(i) = find(label) {
-            let (s, b) = (&stats[i], &stats[0]);
-            let a50 = us(s.p50) - us(b.p50);
-            let a99 = us(s.p99) - us(b.p99);
+            let (a50, a99) = added(i);
             println!(
                 "- {label}: added p50 {a50:.1} µs ≤ 15 µs: {}; added p99 {a99:.1} µs ≤ 60 µs: {}",
                 verdict(a50 <= 15.0),
                 verdict(a99 <= 60.0)
             );
         }
-    }
-    // The floor the machine sets for any proxy (same run).
-    if let (Some(i), Some(d)) = (
-        find("relay (no work), allowed call"),
-        find("relay (no work), denied call"),
-    ) {
-        let (s, b) = (&stats[i], &stats[0]);
-        println!(
-            "- for reference, a relay that does no work: added p50 {:.1} µs, added p99 {:.1} µs, \
-             pipelined throughput {:.0}% of direct; its denial p50 {:.1} µs",
-            us(s.p50) - us(b.p50),
-            us(s.p99) - us(b.p99),
-            100.0 * s.tput / b.tput,
-            us(stats[d].p50)
-        );
-    }
-    for label in [
-        "kvlar proxy, filesystem.yaml, denied call",
-        "server-everything via kvlar proxy, denied call (get-env)",
-    ] {
+    };
+    let denial = |label: &str| {
         if let Some(i) = find(label) {
             let b = configs[i].baseline;
             println!(
-                "- {label}: p50 {:.1} µs < {} p50 {:.1} µs: {}",
+                "- {label}: p50 {:.1} µs < {} (an allowed call) p50 {:.1} µs: {}",
                 us(stats[i].p50),
                 configs[b].label,
                 us(stats[b].p50),
                 verdict(stats[i].p50 < stats[b].p50)
             );
         }
-    }
-    for label in [
-        "kvlar proxy, allow-all",
-        "server-everything via kvlar proxy, allow-all",
-    ] {
+    };
+    let throughput = |label: &str| {
         if let Some(i) = find(label) {
             let b = configs[i].baseline;
             let r = stats[i].tput / stats[b].tput;
@@ -1071,12 +1253,46 @@ fn report(o: &Options, configs: &mut [Config], load_before: &str, load_after: &s
                 verdict(r >= 0.90)
             );
         }
+    };
+    println!();
+    println!("Targets (issue 4), against the real servers:");
+    latency("server-filesystem via kvlar proxy, allow-all");
+    latency("server-filesystem via kvlar proxy, filesystem.yaml, allowed call");
+    latency("server-everything via kvlar proxy, allow-all");
+    denial("server-filesystem via kvlar proxy, filesystem.yaml, denied call");
+    denial("server-everything via kvlar proxy, denied call (get-env)");
+    throughput("server-filesystem via kvlar proxy, allow-all");
+    throughput("server-filesystem via kvlar proxy, filesystem.yaml, allowed call");
+    throughput("server-everything via kvlar proxy, allow-all");
+    println!();
+    println!(
+        "The same figures against the mock server, which answers at once: the proxy's own cost, \
+         next to a relay that does no work (the floor one more process sets on this machine):"
+    );
+    latency("kvlar proxy, allow-all");
+    latency("kvlar proxy, filesystem.yaml, allowed call");
+    denial("kvlar proxy, filesystem.yaml, denied call");
+    throughput("kvlar proxy, allow-all");
+    throughput("kvlar proxy, filesystem.yaml, allowed call");
+    if let (Some(i), Some(d)) = (
+        find("relay (no work), allowed call"),
+        find("relay (no work), denied call"),
+    ) {
+        let (a50, a99) = added(i);
+        let b = configs[i].baseline;
+        println!(
+            "- relay (no work): added p50 {a50:.1} µs, added p99 {a99:.1} µs, \
+             pipelined throughput {:.0}% of direct; its denial p50 {:.1} µs against direct {:.1} µs",
+            100.0 * stats[i].tput / stats[b].tput,
+            us(stats[d].p50),
+            us(stats[b].p50)
+        );
     }
 }
 
 /// CPU per call of each process of a chain, and what that allows on this
 /// machine's cores when every process is busy (pipelined).
-fn cpu_table(configs: &[Config], stats: &[Stats], cores: usize) {
+fn cpu_table(configs: &[Config<'_>], stats: &[Stats], cores: usize) {
     let fmt = |c: &Cpu| match c.per_call() {
         Some((cl, px, sv)) => {
             let px = match px {
