@@ -20,7 +20,8 @@
 //! blocking reads, and the benchmark's denied call is answered without
 //! parsing it. What it adds is what the machine charges for one more process
 //! in the chain (pipe hops, wake-ups, where the scheduler puts it), a floor
-//! no real proxy can go under on this machine.
+//! no real proxy can go under on this machine. It runs in front of the mock
+//! and in front of each real server.
 //!
 //! `kvlar proxy --busy-poll 0` runs next to the default proxy (filesystem.yaml
 //! against the mock, allow-all against server-everything) unless
@@ -331,7 +332,7 @@ impl Chain {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut chain = Chain {
             name: name.to_owned(),
-            is_proxy: name.contains("kvlar") || name.starts_with("relay"),
+            is_proxy: name.contains("kvlar") || name.contains("relay"),
             child,
             stdin,
             stdout: BufReader::with_capacity(256 * 1024, stdout),
@@ -613,6 +614,12 @@ fn run(o: &Options) -> Result<(), String> {
         v
     };
 
+    // The do-nothing relay in front of a server.
+    let relay = |server: &[String]| -> Vec<String> {
+        let mut v = vec![me.display().to_string(), "--relay".into(), "--".into()];
+        v.extend_from_slice(server);
+        v
+    };
     // Chains: (name, argv).
     let mut chains_spec: Vec<(String, Vec<String>)> = vec![
         ("direct".into(), mock.clone()),
@@ -629,9 +636,7 @@ fn run(o: &Options) -> Result<(), String> {
         chains_spec.push(("kvlar curated no-poll".into(), argv));
     }
     if o.relay {
-        let mut argv = vec![me.display().to_string(), "--relay".into(), "--".into()];
-        argv.extend_from_slice(&mock);
-        chains_spec.push(("relay".into(), argv));
+        chains_spec.push(("relay".into(), relay(&mock)));
     }
     if let Some(cli) = &o.kvlar_cli {
         chains_spec.push((
@@ -641,7 +646,7 @@ fn run(o: &Options) -> Result<(), String> {
         chains_spec.push(("kvlar-cli curated".into(), proxy(cli, &o.curated, &mock)));
     }
     // server-filesystem serves a directory made here, with the curated
-    // policy rooted at it (`served_policy`).
+    // policy rooted at it (`serve_directory`).
     let served = match &o.filesystem {
         Some(_) => Some(serve_directory(o)?),
         None => None,
@@ -658,6 +663,9 @@ fn run(o: &Options) -> Result<(), String> {
             "filesystem kvlar curated".into(),
             proxy(&o.kvlar, policy, &server),
         ));
+        if o.relay {
+            chains_spec.push(("filesystem relay".into(), relay(&server)));
+        }
         if let Some(cli) = &o.kvlar_cli {
             chains_spec.push((
                 "filesystem kvlar-cli allow-all".into(),
@@ -685,6 +693,9 @@ fn run(o: &Options) -> Result<(), String> {
             let mut argv = proxy(&o.kvlar, &o.allow_all, &server);
             argv.splice(2..2, ["--busy-poll".to_owned(), "0".to_owned()]);
             chains_spec.push(("everything kvlar allow-all no-poll".into(), argv));
+        }
+        if o.relay {
+            chains_spec.push(("everything relay".into(), relay(&server)));
         }
         if let Some(cli) = &o.kvlar_cli {
             chains_spec.push((
@@ -867,6 +878,13 @@ fn run(o: &Options) -> Result<(), String> {
         false,
     );
     add(
+        "server-filesystem via the relay (no work)",
+        idx("filesystem relay"),
+        fs_allowed,
+        Filesystem,
+        true,
+    );
+    add(
         "server-filesystem via kvlar-cli 0.4.0, allow-all",
         idx("filesystem kvlar-cli allow-all"),
         fs_allowed,
@@ -922,6 +940,13 @@ fn run(o: &Options) -> Result<(), String> {
         get_env,
         Everything,
         false,
+    );
+    add(
+        "server-everything via the relay (no work)",
+        idx("everything relay"),
+        echo,
+        Everything,
+        true,
     );
     add(
         "server-everything via kvlar-cli 0.4.0, allow-all",
@@ -1272,6 +1297,18 @@ fn targets(configs: &[Config<'_>], stats: &[Stats]) {
             );
         }
     };
+    // A chain with the do-nothing relay: what one more process costs.
+    let reference = |label: &str| {
+        if let Some(i) = find(label) {
+            let (a50, a99) = added(i);
+            let b = configs[i].baseline;
+            println!(
+                "- for reference, {label}: added p50 {a50:.1} µs, added p99 {a99:.1} µs, \
+                 pipelined throughput {:.0}% of direct",
+                100.0 * stats[i].tput / stats[b].tput
+            );
+        }
+    };
     println!();
     println!("Targets (issue 4), against the real servers:");
     latency("server-filesystem via kvlar proxy, allow-all");
@@ -1282,6 +1319,8 @@ fn targets(configs: &[Config<'_>], stats: &[Stats]) {
     throughput("server-filesystem via kvlar proxy, allow-all");
     throughput("server-filesystem via kvlar proxy, filesystem.yaml, allowed call");
     throughput("server-everything via kvlar proxy, allow-all");
+    reference("server-filesystem via the relay (no work)");
+    reference("server-everything via the relay (no work)");
     println!();
     println!(
         "The same figures against the mock server, which answers at once: the proxy's own cost, \
