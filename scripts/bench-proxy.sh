@@ -12,8 +12,9 @@
 # (10000 pipelined calls per round with the mock), --calls-everything N (5000
 # with each real server), --window W (64), --tput-rounds N (5), --no-kvlar-cli,
 # --no-filesystem, --no-everything (the real servers), --no-relay (the
-# do-nothing relay chain), --no-poll-ablation (the `kvlar proxy --busy-poll 0`
-# chains).
+# do-nothing relay chains), --no-poll-ablation (the `kvlar proxy --busy-poll 0`
+# chains), --processes K (3: server processes per real-server configuration,
+# its calls shared out between them).
 #
 # Installs kvlar-cli 0.4.0 into .deps/kvlar-cli-0.4.0 (gitignored) the first
 # time. The real-server rows (@modelcontextprotocol/server-filesystem and

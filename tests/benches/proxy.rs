@@ -28,11 +28,13 @@
 //! `--no-poll-ablation` is given: what the proxy's busy-polling while the
 //! server owes an answer saves or costs, in the same run.
 //!
-//! Each real server also runs a second direct chain, a server process of its
-//! own: the difference between the two direct rows is what two processes of
-//! the same server differ by (JIT and garbage-collector state, where the
-//! scheduler put them), the resolution of every "added" figure against that
-//! server.
+//! Every configuration with a real server runs over several server processes
+//! (`--processes`, 3), its calls shared out between them, so that one
+//! process's JIT and garbage-collector state is not read as the proxy's
+//! cost. Each real server also has a second direct configuration, with
+//! processes of its own: the difference between the two direct rows is what
+//! the server's processes still differ by, the resolution of every "added"
+//! figure against that server.
 //!
 //! - Round-trip latency: one request in flight; the clock starts before the
 //!   request is written and stops when its response has been read
@@ -126,6 +128,8 @@ struct Options {
     calls_everything: usize,
     window: usize,
     tput_rounds: usize,
+    /// Server processes behind each real-server configuration (see `run`).
+    processes: usize,
     logs: PathBuf,
 }
 
@@ -153,6 +157,7 @@ impl Options {
             calls_everything: 5_000,
             window: 64,
             tput_rounds: 5,
+            processes: 3,
             logs: std::env::var_os("CARGO_TARGET_DIR")
                 .map_or_else(|| root.join("target"), PathBuf::from)
                 .join("bench-proxy"),
@@ -189,6 +194,7 @@ impl Options {
                 "--calls-everything" => o.calls_everything = num(val()?)?,
                 "--window" => o.window = num(val()?)?.max(1),
                 "--tput-rounds" => o.tput_rounds = num(val()?)?.max(1),
+                "--processes" => o.processes = num(val()?)?.max(1),
                 "--logs" => o.logs = val()?.into(),
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -505,7 +511,8 @@ enum Upstream {
 
 struct Config<'a> {
     label: String,
-    chain: usize,
+    /// Its chains (more than one with a real server: `Options::processes`).
+    chains: Vec<usize>,
     request: Request<'a>,
     upstream: Upstream,
     /// The direct configuration it is compared with (its own index for a direct one).
@@ -651,64 +658,78 @@ fn run(o: &Options) -> Result<(), String> {
         Some(_) => Some(serve_directory(o)?),
         None => None,
     };
+    // A real server's configurations each run over `o.processes` chains,
+    // each with a server process of its own ("NAME #1", "NAME #2", …), and
+    // pool their calls: what one process's JIT and garbage-collector state
+    // adds or takes off is averaged instead of being read as the proxy's.
+    let mut real = |name: &str, argv: Vec<String>| {
+        for i in 1..=o.processes {
+            chains_spec.push((format!("{name} #{i}"), argv.clone()));
+        }
+    };
     if let (Some(fs), Some((dir, policy))) = (&o.filesystem, &served) {
         let server = vec![path(fs), path(dir)];
-        chains_spec.push(("filesystem direct".into(), server.clone()));
-        chains_spec.push(("filesystem direct 2".into(), server.clone()));
-        chains_spec.push((
-            "filesystem kvlar allow-all".into(),
+        real("filesystem direct", server.clone());
+        real("filesystem direct 2", server.clone());
+        real(
+            "filesystem kvlar allow-all",
             proxy(&o.kvlar, &o.allow_all, &server),
-        ));
-        chains_spec.push((
-            "filesystem kvlar curated".into(),
-            proxy(&o.kvlar, policy, &server),
-        ));
+        );
+        real("filesystem kvlar curated", proxy(&o.kvlar, policy, &server));
         if o.relay {
-            chains_spec.push(("filesystem relay".into(), relay(&server)));
+            real("filesystem relay", relay(&server));
         }
         if let Some(cli) = &o.kvlar_cli {
-            chains_spec.push((
-                "filesystem kvlar-cli allow-all".into(),
+            real(
+                "filesystem kvlar-cli allow-all",
                 proxy(cli, &o.allow_all, &server),
-            ));
-            chains_spec.push((
-                "filesystem kvlar-cli curated".into(),
-                proxy(cli, policy, &server),
-            ));
+            );
+            real("filesystem kvlar-cli curated", proxy(cli, policy, &server));
         }
     }
     if let Some(ev) = &o.everything {
         let server = vec![path(ev)];
-        chains_spec.push(("everything direct".into(), server.clone()));
-        chains_spec.push(("everything direct 2".into(), server.clone()));
-        chains_spec.push((
-            "everything kvlar allow-all".into(),
+        real("everything direct", server.clone());
+        real("everything direct 2", server.clone());
+        real(
+            "everything kvlar allow-all",
             proxy(&o.kvlar, &o.allow_all, &server),
-        ));
-        chains_spec.push((
-            "everything kvlar policy".into(),
+        );
+        real(
+            "everything kvlar policy",
             proxy(&o.kvlar, &o.everything_policy, &server),
-        ));
+        );
         if o.poll_ablation {
             let mut argv = proxy(&o.kvlar, &o.allow_all, &server);
             argv.splice(2..2, ["--busy-poll".to_owned(), "0".to_owned()]);
-            chains_spec.push(("everything kvlar allow-all no-poll".into(), argv));
+            real("everything kvlar allow-all no-poll", argv);
         }
         if o.relay {
-            chains_spec.push(("everything relay".into(), relay(&server)));
+            real("everything relay", relay(&server));
         }
         if let Some(cli) = &o.kvlar_cli {
-            chains_spec.push((
-                "everything kvlar-cli allow-all".into(),
+            real(
+                "everything kvlar-cli allow-all",
                 proxy(cli, &o.allow_all, &server),
-            ));
-            chains_spec.push((
-                "everything kvlar-cli policy".into(),
+            );
+            real(
+                "everything kvlar-cli policy",
                 proxy(cli, &o.everything_policy, &server),
-            ));
+            );
         }
     }
-    let idx = |name: &str| chains_spec.iter().position(|(n, _)| n == name);
+    // The chains of a configuration: `name`, or its processes `name #i`.
+    let idx = |name: &str| -> Vec<usize> {
+        let ours = |n: &str| {
+            n == name
+                || n.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(" #"))
+                    .is_some_and(|i| i.parse::<usize>().is_ok())
+        };
+        (0..chains_spec.len())
+            .filter(|&i| ours(&chains_spec[i].0))
+            .collect()
+    };
 
     let allowed = Request {
         params: READ_ALLOWED,
@@ -748,8 +769,8 @@ fn run(o: &Options) -> Result<(), String> {
         expect: Expect::Denied,
     };
     let mut configs: Vec<Config> = Vec::new();
-    let mut add = |label: &str, chain: Option<usize>, request, upstream, tput: bool| {
-        if let Some(chain) = chain {
+    let mut add = |label: &str, chains: Vec<usize>, request, upstream, tput: bool| {
+        if !chains.is_empty() {
             // The first configuration with the same server is its direct one.
             let baseline = configs
                 .iter()
@@ -757,7 +778,7 @@ fn run(o: &Options) -> Result<(), String> {
                 .unwrap_or(configs.len());
             configs.push(Config {
                 label: label.to_owned(),
-                chain,
+                chains,
                 request,
                 upstream,
                 baseline,
@@ -985,32 +1006,39 @@ fn run(o: &Options) -> Result<(), String> {
     );
     for _ in 0..o.warmup.div_ceil(100) {
         for c in &configs {
-            for _ in 0..100 {
-                chains[c.chain].call(c.request)?;
+            for &ch in &c.chains {
+                for _ in 0..100 {
+                    chains[ch].call(c.request)?;
+                }
             }
         }
     }
     for c in configs.iter().filter(|c| c.throughput) {
-        chains[c.chain].pipelined(c.request, 1000, o.window)?;
+        for &ch in &c.chains {
+            chains[ch].pipelined(c.request, 1000, o.window)?;
+        }
     }
 
     // Sequential latency, interleaved.
     eprintln!(
-        "bench-proxy: sequential round trips ({} per configuration, {} with server-everything), {} rounds",
+        "bench-proxy: sequential round trips ({} per configuration, {} with a real server), {} rounds",
         o.seq, o.seq_everything, o.rounds
     );
     let k = configs.len();
     for round in 0..o.rounds {
         for j in 0..k {
             let c = &mut configs[(round + j) % k];
-            let n = per_block(c);
-            let chain = &mut chains[c.chain];
-            let before = cpu_now(chain, 0);
-            for _ in 0..n {
-                let rtt = chain.call(c.request)?;
-                c.seq.push(rtt);
+            // The block is shared out over the configuration's chains.
+            let n = per_block(c).div_ceil(c.chains.len());
+            for &ch in &c.chains {
+                let chain = &mut chains[ch];
+                let before = cpu_now(chain, 0);
+                for _ in 0..n {
+                    let rtt = chain.call(c.request)?;
+                    c.seq.push(rtt);
+                }
+                c.seq_cpu.add(before, cpu_now(chain, 0), n);
             }
-            c.seq_cpu.add(before, cpu_now(chain, 0), n);
         }
     }
 
@@ -1026,12 +1054,19 @@ fn run(o: &Options) -> Result<(), String> {
             let n = match c.upstream {
                 Mock => o.calls,
                 Filesystem | Everything => o.calls_everything,
-            };
-            let chain = &mut chains[c.chain];
-            let before = cpu_now(chain, 0);
-            let (t, writer_cpu) = chain.pipelined(c.request, n, o.window)?;
-            c.tput_cpu.add(before, cpu_now(chain, writer_cpu), n);
-            c.tput.push(n as f64 / t.as_secs_f64());
+            }
+            .div_ceil(c.chains.len());
+            // One run per chain, one after the other: the calls over the time.
+            let mut elapsed = Duration::ZERO;
+            for &ch in &c.chains {
+                let chain = &mut chains[ch];
+                let before = cpu_now(chain, 0);
+                let (t, writer_cpu) = chain.pipelined(c.request, n, o.window)?;
+                c.tput_cpu.add(before, cpu_now(chain, writer_cpu), n);
+                elapsed += t;
+            }
+            c.tput
+                .push((n * c.chains.len()) as f64 / elapsed.as_secs_f64());
         }
     }
     let load_after = loadavg();
@@ -1043,8 +1078,8 @@ fn run(o: &Options) -> Result<(), String> {
     Ok(())
 }
 
-/// How the second direct chain of a real server is labelled.
-const SECOND_PROCESS: &str = "a second server process";
+/// How the second direct configuration of a real server is labelled.
+const SECOND_PROCESS: &str = "other server processes";
 
 /// The file server-filesystem reads, under the served directory.
 const FS_FILE: &str = "src/main.rs";
@@ -1176,10 +1211,12 @@ fn report(o: &Options, configs: &mut [Config<'_>], load_before: &str, load_after
         load_after
     );
     println!(
-        "Sequential: {} round trips per configuration ({} with a real server) after {} warm-up calls, interleaved in {} rounds. \
+        "Sequential: {} round trips per configuration ({} with a real server, shared out over {} server processes per configuration) \
+         after {} warm-up calls per process, interleaved in {} rounds. \
          Pipelined: {} calls ({} with a real server), window {}, median of {} interleaved rounds.",
         o.seq,
         o.seq_everything,
+        o.processes,
         o.warmup,
         o.rounds,
         o.calls,
@@ -1248,8 +1285,8 @@ fn targets(configs: &[Config<'_>], stats: &[Stats]) {
             us(stats[i].p99) - us(stats[b].p99),
         )
     };
-    // What two direct processes of the same server differ by: the
-    // resolution of an "added" figure against that server.
+    // What two direct configurations of the same server, on processes of
+    // their own, differ by: the resolution of an "added" figure against it.
     let spread = |i: usize| {
         configs
             .iter()
@@ -1257,7 +1294,7 @@ fn targets(configs: &[Config<'_>], stats: &[Stats]) {
             .map(|j| {
                 let (a50, a99) = added(j);
                 format!(
-                    " (two direct server processes differ by {a50:+.1} µs p50, {a99:+.1} µs p99)"
+                    " (two direct configurations, on server processes of their own, differ by {a50:+.1} µs p50, {a99:+.1} µs p99)"
                 )
             })
             .unwrap_or_default()
