@@ -7,13 +7,14 @@
 #   scripts/bench-proxy.sh [harness options…]
 #
 # Harness options (tests/benches/proxy.rs): --seq N (20000 sequential calls per
-# configuration with the mock server), --seq-everything N (10000 with each real
-# server), --rounds N (40 interleaving rounds), --warmup N (2000), --calls N
+# configuration with the mock server), --seq-everything N (20000 with each real
+# server), --rounds N (40 interleaving rounds), --warmup N (2000),
+# --warmup-everything N (10000 per real-server process), --calls N
 # (10000 pipelined calls per round with the mock), --calls-everything N (5000
 # with each real server), --window W (64), --tput-rounds N (5), --no-kvlar-cli,
 # --no-filesystem, --no-everything (the real servers), --no-relay (the
 # do-nothing relay chains), --no-poll-ablation (the `kvlar proxy --busy-poll 0`
-# chains), --processes K (3: server processes per real-server configuration,
+# chains), --processes K (1: server processes per real-server configuration,
 # its calls shared out between them).
 #
 # Installs kvlar-cli 0.4.0 into .deps/kvlar-cli-0.4.0 (gitignored) the first

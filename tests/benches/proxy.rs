@@ -28,13 +28,13 @@
 //! `--no-poll-ablation` is given: what the proxy's busy-polling while the
 //! server owes an answer saves or costs, in the same run.
 //!
-//! Every configuration with a real server runs over several server processes
-//! (`--processes`, 3), its calls shared out between them, so that one
-//! process's JIT and garbage-collector state is not read as the proxy's
-//! cost. Each real server also has a second direct configuration, with
-//! processes of its own: the difference between the two direct rows is what
-//! the server's processes still differ by, the resolution of every "added"
-//! figure against that server.
+//! Each real server has a second direct configuration, with a server process
+//! of its own: the difference between the two direct rows is what two
+//! processes of the same server differ by (JIT and garbage-collector state,
+//! where the scheduler put them), the resolution of every "added" figure
+//! against that server. `--processes K` runs every real-server
+//! configuration over K server processes, its calls shared out between
+//! them (1 by default: with 3, each process got too few calls to warm up).
 //!
 //! - Round-trip latency: one request in flight; the clock starts before the
 //!   request is written and stops when its response has been read
@@ -122,6 +122,10 @@ struct Options {
     rounds: usize,
     /// Warm-up calls per configuration.
     warmup: usize,
+    /// Warm-up calls per configuration and server process with a real
+    /// server: a Node server's JIT needs far more than the mock's warm-up to
+    /// settle, and until it has, its slow calls fill the p99.
+    warmup_everything: usize,
     /// Pipelined calls per round and configuration (mock server).
     calls: usize,
     /// Pipelined calls per round and configuration with a real server.
@@ -150,14 +154,15 @@ impl Options {
             curated: root.join("policies/filesystem.yaml"),
             everything_policy: root.join("tests/e2e/policies/everything.yaml"),
             seq: 20_000,
-            seq_everything: 10_000,
+            seq_everything: 20_000,
             rounds: 40,
             warmup: 2_000,
+            warmup_everything: 10_000,
             calls: 10_000,
             calls_everything: 5_000,
             window: 64,
             tput_rounds: 5,
-            processes: 3,
+            processes: 1,
             logs: std::env::var_os("CARGO_TARGET_DIR")
                 .map_or_else(|| root.join("target"), PathBuf::from)
                 .join("bench-proxy"),
@@ -190,6 +195,7 @@ impl Options {
                 "--seq-everything" => o.seq_everything = num(val()?)?,
                 "--rounds" => o.rounds = num(val()?)?.max(1),
                 "--warmup" => o.warmup = num(val()?)?,
+                "--warmup-everything" => o.warmup_everything = num(val()?)?,
                 "--calls" => o.calls = num(val()?)?,
                 "--calls-everything" => o.calls_everything = num(val()?)?,
                 "--window" => o.window = num(val()?)?.max(1),
@@ -1001,11 +1007,16 @@ fn run(o: &Options) -> Result<(), String> {
 
     // Warm-up, interleaved in blocks of 100.
     eprintln!(
-        "bench-proxy: warm-up ({} calls per configuration)",
-        o.warmup
+        "bench-proxy: warm-up ({} calls per configuration, {} per server process with a real server)",
+        o.warmup, o.warmup_everything
     );
-    for _ in 0..o.warmup.div_ceil(100) {
-        for c in &configs {
+    let warmup = |c: &Config| match c.upstream {
+        Mock => o.warmup,
+        Filesystem | Everything => o.warmup_everything,
+    };
+    let blocks = o.warmup.max(o.warmup_everything).div_ceil(100);
+    for b in 0..blocks {
+        for c in configs.iter().filter(|c| b * 100 < warmup(c)) {
             for &ch in &c.chains {
                 for _ in 0..100 {
                     chains[ch].call(c.request)?;
@@ -1212,12 +1223,13 @@ fn report(o: &Options, configs: &mut [Config<'_>], load_before: &str, load_after
     );
     println!(
         "Sequential: {} round trips per configuration ({} with a real server, shared out over {} server processes per configuration) \
-         after {} warm-up calls per process, interleaved in {} rounds. \
+         after {} warm-up calls ({} per server process with a real server), interleaved in {} rounds. \
          Pipelined: {} calls ({} with a real server), window {}, median of {} interleaved rounds.",
         o.seq,
         o.seq_everything,
         o.processes,
         o.warmup,
+        o.warmup_everything,
         o.rounds,
         o.calls,
         o.calls_everything,
