@@ -2,17 +2,21 @@
 # Proxy benchmark: round-trip latency (p50/p99) and pipelined throughput of a
 # tools/call direct to the server, through `kvlar proxy` (release build) and
 # through the published kvlar-cli 0.4.0 proxy, all in the same run. Prints the
-# Markdown tables that go into BENCHMARKS.md ("Proxy").
+# Markdown tables that go into BENCHMARKS.md ("Proxy"): one run per server
+# (the mock, server-filesystem, server-everything), each with only its own
+# chains alive. A proxy in front of a real server is compared with its own
+# server process, called directly while the proxy is stopped (SIGSTOP).
 #
 #   scripts/bench-proxy.sh [harness options…]
 #
 # Harness options (tests/benches/proxy.rs): --seq N (20000 sequential calls per
 # configuration with the mock server), --seq-everything N (20000 with each real
-# server), --rounds N (40 interleaving rounds), --warmup N (2000),
+# server), --rounds N (400 interleaving rounds: blocks of 50 calls), --settle N
+# (5 untimed calls at the start of each block), --warmup N (2000),
 # --warmup-everything N (10000 per real-server process), --calls N
 # (10000 pipelined calls per round with the mock), --calls-everything N (5000
 # with each real server), --window W (64), --tput-rounds N (5), --no-kvlar-cli,
-# --no-filesystem, --no-everything (the real servers), --no-relay (the
+# --no-mock, --no-filesystem, --no-everything (the servers), --no-relay (the
 # do-nothing relay chains), --no-poll-ablation (the `kvlar proxy --busy-poll 0`
 # chains), --processes K (1: server processes per real-server configuration,
 # its calls shared out between them).
