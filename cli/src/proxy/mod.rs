@@ -35,7 +35,8 @@
 //!   1: the policy does not compile; 127: the server command was not found.
 //! - stdout carries protocol only; logs go to stderr, prefixed `[kvlar] `.
 //! - Waiting ([`spin`]): while the server owes an answer, the proxy polls for
-//!   it for up to `--busy-poll` µs (default 100) before it sleeps.
+//!   it for up to `--busy-poll` µs (default 100) before it sleeps; the window
+//!   shrinks, down to none, while the waits take longer than that.
 
 /// Writes one line to stderr. Unlike `eprintln!`, it never panics: a client
 /// that closed the proxy's stderr must not bring the proxy down.
@@ -93,12 +94,15 @@ pub struct ProxyArgs {
     /// The agent id policies see (default: mcp-agent).
     #[arg(long, value_name = "ID")]
     pub agent_id: Option<String>,
-    /// Poll this long for the server's answer before sleeping (default 100; 0: off)
+    /// Poll up to this long for the server's answer before sleeping (default 100; 0: off)
     ///
     /// While a forwarded request is unanswered, the proxy polls the server and
-    /// the client this many microseconds before it sleeps. This saves a wake-up
-    /// per call where waking a sleeping process is slow (virtual machines whose
-    /// idle CPUs halt), for at most that much CPU per message. At most 1000000.
+    /// the client up to this many microseconds before it sleeps. This saves a
+    /// wake-up per call where waking a sleeping process is slow (virtual
+    /// machines whose idle CPUs halt), for at most that much CPU per message.
+    /// The window adapts: it halves, down to none, after each wait longer than
+    /// this, and doubles back after a wait it would have caught, so a server
+    /// that always answers later is not polled for. At most 1000000.
     #[arg(long, value_name = "MICROSECONDS",
           value_parser = clap::value_parser!(u64).range(0..=config::MAX_BUSY_POLL_US))]
     pub busy_poll: Option<u64>,
@@ -154,15 +158,17 @@ pub fn run(args: ProxyArgs) -> ExitCode {
         pending: Arc::new(Pending::default()),
     });
     let spin = Arc::new(Spin::new(settings.busy_poll));
-    let (poll, pending) = (spin.clone(), ctx.pending.clone());
+    let (poll, woke, pending) = (spin.clone(), spin.clone(), ctx.pending.clone());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // Busy-poll only while the server owes an answer (see `spin`).
+        // Busy-poll only while the server owes an answer, for a window that
+        // adapts to how long the waits take (see `spin`).
         .on_thread_park(move || {
             if !pending.is_empty() {
-                poll.poll_inputs();
+                poll.park();
             }
         })
+        .on_thread_unpark(move || woke.unpark())
         .build()
     {
         Ok(rt) => rt,
