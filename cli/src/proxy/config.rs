@@ -8,7 +8,7 @@
 //! upstream_args: [server.js, --flag]
 //! audit_file: audit.jsonl                  # relative to this file
 //! agent_id: my-agent
-//! busy_poll_us: 100                        # see `--busy-poll`
+//! busy_poll_us: 500                        # see `--busy-poll`
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use super::policy::render;
 use super::ProxyArgs;
 
 /// How long the proxy busy-polls by default (`--busy-poll`, `busy_poll_us`).
-pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(100);
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(500);
 
 /// The longest busy-poll budget accepted, in microseconds.
 pub const MAX_BUSY_POLL_US: u64 = 1_000_000;
@@ -284,7 +284,7 @@ mod tests {
         assert!(err.contains("p.yaml:2:15"), "{err}");
         assert!(err.contains("at most 1000000 (one second)"), "{err}");
         assert!(
-            err.contains("the default is 100 µs; 0 turns busy-polling off"),
+            err.contains("the default is 500 µs; 0 turns busy-polling off"),
             "{err}"
         );
         let ok = parse("busy_poll_us: 1000000\n", "p.yaml").unwrap();

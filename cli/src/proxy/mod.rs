@@ -35,7 +35,7 @@
 //!   1: the policy does not compile; 127: the server command was not found.
 //! - stdout carries protocol only; logs go to stderr, prefixed `[kvlar] `.
 //! - Waiting ([`spin`]): while the server owes an answer, the proxy polls for
-//!   it for up to `--busy-poll` µs (default 100) before it sleeps; the window
+//!   it for up to `--busy-poll` µs (default 500) before it sleeps; the window
 //!   shrinks, down to none, while the waits take longer than that.
 
 /// Writes one line to stderr. Unlike `eprintln!`, it never panics: a client
@@ -94,7 +94,7 @@ pub struct ProxyArgs {
     /// The agent id policies see (default: mcp-agent).
     #[arg(long, value_name = "ID")]
     pub agent_id: Option<String>,
-    /// Poll up to this long for the server's answer before sleeping (default 100; 0: off)
+    /// Poll up to this long for the server's answer before sleeping (default 500; 0: off)
     ///
     /// While a forwarded request is unanswered, the proxy polls the server and
     /// the client up to this many microseconds before it sleeps. This saves a

@@ -17,13 +17,16 @@
 //!
 //! The window adapts, as the Linux `haltpoll` idle governor's does: each
 //! wait is timed from the start of polling to the runtime waking up. A wait
-//! longer than the budget (`--busy-poll`, 100 µs by default) could not have
+//! longer than the budget (`--busy-poll`, 500 µs by default) could not have
 //! been caught by polling, so the window halves, down to none; a wait the
 //! budget would have caught, but the window did not, doubles it, up to the
 //! budget. Polling for a server that always answers later than the budget
-//! only burns CPU: in front of server-filesystem (~220 µs a read here), a
-//! fixed window cost ~90 µs of CPU per call and changed no latency figure
-//! (BENCHMARKS.md, "Nineteenth session").
+//! only burns CPU: in front of server-filesystem (~210 µs a read here), a
+//! fixed 100 µs window cost ~90 µs of CPU per call and changed no latency
+//! figure. A budget that covers such a server's answers saves its wake-up
+//! instead (its added p50 went from ~+20 to ~0 µs with 300 µs), hence the
+//! 500 µs default; a server slower than that is soon waited for without
+//! polling (BENCHMARKS.md, "Nineteenth session").
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
