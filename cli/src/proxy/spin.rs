@@ -54,7 +54,7 @@ const RESTART: u32 = 4;
 
 /// The window after a wait of `waited` (timed from the start of polling to
 /// the runtime waking up), given the `budget` (see the module docs).
-pub fn adapt(window: Duration, waited: Duration, budget: Duration) -> Duration {
+fn adapt(window: Duration, waited: Duration, budget: Duration) -> Duration {
     if waited > budget {
         let half = window / 2;
         if half < budget / RESTART {
@@ -141,6 +141,10 @@ impl Spin {
     /// After the runtime wakes up: adapts the window to how long the wait
     /// begun by [`Spin::park`] took.
     pub fn unpark(&self) {
+        // Called on every wake-up: with polling off, not even the lock.
+        if self.budget.is_zero() {
+            return;
+        }
         let mut state = self.state();
         if let Some(since) = state.since.take() {
             state.window = adapt(state.window, since.elapsed(), self.budget);
